@@ -1,0 +1,19 @@
+rule prepare_dataset:
+    """Prepare a dataset into an image store with labels, splits and a manifest."""
+    output:
+        manifest="results/data/{dataset}/manifest.json",
+    params:
+        config=dataset_config_json,
+        out=subpath(output.manifest, parent=True),
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_dataset/{dataset}.tsv"
+    conda:
+        GENSSL_ENV
+    threads: 2
+    resources:
+        mem_mb=2000,
+    shell:
+        "genssl prepare --dataset {wildcards.dataset} --config-json {params.config:q}"
+        " --out {params.out} --workers {threads} 2> {log}"

@@ -1,0 +1,7 @@
+"""``python -m genssl``: the same as the ``genssl`` command."""
+
+import sys
+
+from genssl.cli import main
+
+sys.exit(main())

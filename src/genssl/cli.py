@@ -1,0 +1,131 @@
+"""The ``genssl`` command: one subcommand per workflow stage, plus store and config utilities.
+
+Every stage command reads the study configuration (``--config`` file, or ``--config-json`` as passed by the
+Snakemake rules), validates it against ``config/schema.yaml`` before doing any work, and reports bad input as
+one message naming the problem (exit status 2 for configuration errors, 1 for other input errors).
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from genssl import __version__
+from genssl.config import load_config
+from genssl.errors import ConfigError, GensslError
+
+log = logging.getLogger("genssl")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--config", default="config/config.yaml", metavar="PATH", help="study configuration (default: %(default)s)"
+    )
+    group.add_argument("--config-json", metavar="JSON", help="study configuration as a JSON/YAML string")
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    if args.config_json is not None:
+        return load_config(text=args.config_json)
+    return load_config(args.config)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from genssl.data.prepare import prepare_dataset
+
+    config = _config(args)
+    out = args.out or f"results/data/{args.dataset}"
+    prepare_dataset(config, args.dataset, out, workers=args.workers)
+    return 0
+
+
+def _cmd_store_verify(args: argparse.Namespace) -> int:
+    from genssl.store import verify_store
+
+    status = 0
+    for path in args.paths:
+        problems = verify_store(path)
+        if problems:
+            status = 1
+            print(f"{path}: {len(problems)} problem(s)")
+            for line in problems:
+                print(f"  {line}")
+        else:
+            print(f"{path}: ok")
+    return status
+
+
+def _cmd_store_info(args: argparse.Namespace) -> int:
+    from genssl.store.manifest import read_manifest
+
+    m = read_manifest(args.path)
+    info = {
+        "n": m["n"],
+        "encoding": m["encoding"],
+        "shape": m["shape"],
+        "classes": len(m["classes"]),
+        "splits": {k: v["n"] for k, v in m["splits"].items()},
+        "shards": len(m["shards"]),
+        "bytes": sum(f["bytes"] for f in m["files"].values()),
+        "skipped": len(m["skipped"]),
+        "source": m["provenance"].get("source"),
+    }
+    print(yaml.safe_dump(info, sort_keys=False), end="")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(_config(args), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genssl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"genssl {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    prepare = commands.add_parser("prepare", help="prepare a dataset into an image store (results/data/{dataset}/)")
+    _add_config_options(prepare)
+    prepare.add_argument("--dataset", required=True, help="dataset name, a key of `datasets` in the configuration")
+    prepare.add_argument("--out", help="store directory (default: results/data/{dataset})")
+    prepare.add_argument("--workers", type=int, default=1, help="decoding processes (default: %(default)s)")
+    prepare.set_defaults(func=_cmd_prepare)
+
+    store = commands.add_parser("store", help="inspect and check stores").add_subparsers(
+        dest="store_command", required=True, metavar="ACTION"
+    )
+    verify = store.add_parser("verify", help="recheck every file of a store against its manifest's sha256")
+    verify.add_argument("paths", nargs="+", metavar="PATH")
+    verify.set_defaults(func=_cmd_store_verify)
+    info = store.add_parser("info", help="summarise a store")
+    info.add_argument("path", metavar="PATH")
+    info.set_defaults(func=_cmd_store_info)
+
+    config = commands.add_parser("config", help="validate a configuration and print it with every default filled in")
+    _add_config_options(config)
+    config.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"genssl: configuration error: {err}", file=sys.stderr)
+        return 2
+    except GensslError as err:
+        print(f"genssl: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

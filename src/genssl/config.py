@@ -1,0 +1,122 @@
+"""Load and validate a study configuration against ``config/schema.yaml``.
+
+The schema (JSON Schema 2020-12, defaults inside) is the single definition of the configuration. The
+Snakefile validates with ``snakemake.utils.validate`` and every ``genssl`` command with :func:`validate_config`;
+both use the same schema and fill in the same defaults. Errors name the key path, e.g.
+``datasets.digits.image_size: -3 is less than the minimum of 8``.
+"""
+
+import copy
+import json
+import os
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from genssl.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+
+#: Resize policies whose output shape is the same for every image.
+FIXED_SHAPE_RESIZE = ("center_crop", "stretch")
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    """The parsed ``config/schema.yaml``."""
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a validator class so that validating an object fills in the defaults of its absent properties."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator: Any, props: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]) -> Iterator:
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def key_path(path: Any) -> str:
+    """Dotted key path of a JSON-Schema error path.
+
+    ``["datasets", "digits", "image_size"]`` becomes ``datasets.digits.image_size``; the root is ``(top level)``.
+    """
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def schema_errors(config: dict[str, Any]) -> list[str]:
+    """Fill defaults into ``config`` in place and return one ``key.path: problem`` line per schema violation."""
+    schema = load_schema()
+    validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
+    validator = validator_class(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [f"{key_path(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def semantic_errors(config: dict[str, Any]) -> list[str]:
+    """Rules that span several keys and that JSON Schema cannot state clearly."""
+    problems = []
+    for name, ds in config.get("datasets", {}).items():
+        if ds.get("encoding") == "raw" and ds.get("resize") not in FIXED_SHAPE_RESIZE:
+            problems.append(
+                f"datasets.{name}.encoding: 'raw' stores need one image shape, but resize is "
+                f"{ds.get('resize')!r}; use resize center_crop or stretch, or an encoded store (png, jpeg, webp)"
+            )
+    return problems
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a validated deep copy of ``config`` with every default filled in.
+
+    Raises :class:`ConfigError` listing every problem as ``key.path: message``.
+    """
+    resolved = copy.deepcopy(dict(config))
+    problems = schema_errors(resolved)
+    if not problems:
+        problems = semantic_errors(resolved)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return resolved
+
+
+def load_config(path: str | os.PathLike[str] | None = None, text: str | None = None) -> dict[str, Any]:
+    """Read a YAML or JSON configuration from ``path`` or from the string ``text`` and validate it."""
+    if (path is None) == (text is None):
+        raise ValueError("give exactly one of path and text")
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"configuration {path or '(inline)'} is not valid YAML/JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"configuration {path or '(inline)'} must be a mapping, not {type(config).__name__}")
+    return validate_config(config)
+
+
+def dataset_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The resolved configuration of dataset ``name``; an unknown name lists the configured ones."""
+    datasets = config.get("datasets", {})
+    if name not in datasets:
+        known = ", ".join(sorted(datasets)) or "(none)"
+        raise ConfigError(f"datasets.{name}: no such dataset in the configuration; configured: {known}")
+    return datasets[name]
+
+
+def to_json(config: Mapping[str, Any]) -> str:
+    """Canonical JSON of a configuration (sorted keys), as recorded in manifests and passed between rules."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""Dataset preparation: image sources, the resize policy, splits, and the `genssl prepare` stage."""

@@ -1,0 +1,116 @@
+"""Random access to a store (format in :mod:`genssl.store.manifest`).
+
+``store[i]`` costs O(1) file operations: a binary search over the few shard starts, then one slice of a
+memory-mapped shard (raw) or of its offset index and data (encoded). Nothing is read until asked for, so a
+store of any size opens instantly; a store pickles without its memory maps, so DataLoader workers reopen
+them lazily.
+"""
+
+import bisect
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genssl.errors import StoreError
+from genssl.store.codec import decode_image
+from genssl.store.manifest import read_manifest
+
+
+class ImageStore:
+    """Read-only view of the store at ``path``: ``len(store)``, ``store[i]``, labels, classes and splits."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        self.n: int = self.manifest["n"]
+        self.encoding: str = self.manifest["encoding"]
+        self.shape: tuple[int, ...] | None = tuple(self.manifest["shape"]) if self.manifest["shape"] else None
+        self.classes: list[str] = self.manifest["classes"]
+        self._shards: list[dict[str, Any]] = self.manifest["shards"]
+        self._starts = [s["start"] for s in self._shards]
+        self._maps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 label of every image."""
+        if self._labels is None:
+            self._labels = np.load(self._file(self.manifest["labels"]), allow_pickle=False)
+        return self._labels
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    def split(self, name: str) -> np.ndarray:
+        """Sorted int64 indices of split ``name`` (``train``, ``val`` or ``test``)."""
+        splits = self.manifest["splits"]
+        if name not in splits:
+            raise StoreError(f"{self.path}: no split {name!r}; the store has {', '.join(splits) or 'none'}")
+        return np.load(self._file(splits[name]["file"]), allow_pickle=False)
+
+    def _file(self, name: str) -> Path:
+        file = self.path / name
+        if not file.is_file():
+            raise StoreError(f"{file}: missing from the store (listed in its manifest)")
+        return file
+
+    def _shard(self, s: int) -> tuple[np.ndarray, np.ndarray | None]:
+        maps = self._maps.get(s)
+        if maps is None:
+            shard = self._shards[s]
+            data_file = self._file(shard["file"])
+            if self.encoding == "raw":
+                data = np.memmap(data_file, dtype=np.uint8, mode="r", shape=(shard["count"], *self.shape))
+                maps = (data, None)
+            else:
+                offsets = np.fromfile(self._file(shard["index"]), dtype="<i8")
+                data = np.memmap(data_file, dtype=np.uint8, mode="r") if offsets[-1] else np.zeros(0, np.uint8)
+                maps = (data, offsets)
+            self._maps[s] = maps
+        return maps
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for a store of {self.n} images")
+        index %= self.n
+        s = bisect.bisect_right(self._starts, index) - 1
+        return s, index - self._starts[s]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """The (H, W, 3) uint8 image ``index`` (a read-only view for raw stores)."""
+        s, j = self._locate(int(index))
+        data, offsets = self._shard(s)
+        if offsets is None:
+            return data[j]
+        return decode_image(memoryview(data[offsets[j] : offsets[j + 1]]))
+
+    def read_bytes(self, index: int) -> bytes:
+        """The stored bytes of image ``index`` (encoded file, or the raw array's bytes)."""
+        s, j = self._locate(int(index))
+        data, offsets = self._shard(s)
+        if offsets is None:
+            return data[j].tobytes()
+        return data[offsets[j] : offsets[j + 1]].tobytes()
+
+    def get_batch(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """Images at ``indices`` as one (B, H, W, 3) uint8 array; the images must share one shape."""
+        images = [self[i] for i in indices]
+        if not images:
+            if self.shape is None:
+                raise StoreError(f"{self.path}: an empty batch of a store of variable image sizes has no shape")
+            return np.zeros((0, *self.shape), dtype=np.uint8)
+        shapes = {im.shape for im in images}
+        if len(shapes) > 1:
+            raise StoreError(f"{self.path}: images of different sizes {sorted(shapes)} cannot form one batch")
+        return np.stack(images)
