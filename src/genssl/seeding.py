@@ -13,8 +13,10 @@ import numpy as np
 def derive_seed(*keys: int | str) -> int:
     """Return a 63-bit seed that is a pure function of ``keys``.
 
-    The keys are joined as ``repr`` strings and hashed with SHA-256, so ``derive_seed(0, "split", "digits")``
-    is the same on every machine and Python version, and different keys give unrelated seeds.
+    Each key is written as ``"<type name>:<value>"`` (so ``0`` and ``"0"`` differ), the parts are joined with
+    the unit separator ``"\x1f"``, and the seed is the first 8 bytes of the SHA-256 of that UTF-8 text read as a
+    little-endian integer, shifted right by one bit. ``derive_seed(0, "split", "digits")`` is therefore the same
+    on every machine and Python version, and different keys give unrelated seeds.
     """
     text = "\x1f".join(f"{type(k).__name__}:{k}" for k in keys)
     digest = hashlib.sha256(text.encode("utf-8")).digest()

@@ -103,7 +103,6 @@ def _item_path(dataset: Any, index: int) -> str | None:
 class TorchvisionSource(Source):
     def __init__(self, name: str, config: dict[str, Any], seed: int) -> None:
         super().__init__(name, config, seed)
-        self.spec = SPECS[config["source"]]
         self.root = str(Path(config["root"]).expanduser())
         self._datasets: list[Any] | None = None
         if not Path(self.root).is_dir() and not config["download"]:
@@ -115,6 +114,11 @@ class TorchvisionSource(Source):
         datasets = self._open()
         self.classes = [str(c) for c in datasets[0].classes]
         self._offsets = np.cumsum([0] + [len(d) for d in datasets])
+
+    @property
+    def spec(self) -> TorchvisionSpec:
+        """Looked up by name (not stored: its constructors are lambdas, and the source is pickled to workers)."""
+        return SPECS[self.config["source"]]
 
     def _open(self) -> list[Any]:
         if self._datasets is None:

@@ -1,0 +1,56 @@
+import subprocess
+
+import yaml
+
+from genssl.cli import main
+
+
+def _write_config(path, datasets):
+    path.write_text(yaml.safe_dump({"seed": 0, "datasets": datasets}))
+    return str(path)
+
+
+def test_prepare_verify_and_info(tmp_path, capsys):
+    config = _write_config(tmp_path / "c.yaml", {"digits": {"source": "digits", "image_size": 8}})
+    out = tmp_path / "store"
+    assert main(["prepare", "--config", config, "--dataset", "digits", "--out", str(out)]) == 0
+    assert main(["store", "verify", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: ok"
+    assert main(["store", "info", str(out)]) == 0
+    info = yaml.safe_load(capsys.readouterr().out)
+    assert info["n"] == 1797 and info["shape"] == [8, 8, 3] and info["encoding"] == "raw"
+
+    shard = out / "images-00000.u8"
+    shard.write_bytes(b"\x01" + shard.read_bytes()[1:])
+    assert main(["store", "verify", str(out)]) == 1
+    report = capsys.readouterr().out
+    assert "1 problem(s)" in report and "images-00000.u8: sha256" in report
+
+
+def test_bad_config_fails_before_any_work(tmp_path, capsys):
+    config = _write_config(tmp_path / "c.yaml", {"digits": {"source": "digits", "image_size": -3}})
+    out = tmp_path / "store"
+    assert main(["prepare", "--config", config, "--dataset", "digits", "--out", str(out)]) == 2
+    assert "datasets.digits.image_size: -3 is less than the minimum of 8" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unknown_dataset_lists_the_configured_ones(tmp_path, capsys):
+    config = _write_config(tmp_path / "c.yaml", {"digits": {"source": "digits"}, "shapes": {"source": "shapes"}})
+    assert main(["prepare", "--config", config, "--dataset", "mnist", "--out", str(tmp_path / "o")]) == 2
+    assert "datasets.mnist: no such dataset in the configuration; configured: digits, shapes" in capsys.readouterr().err
+
+
+def test_missing_root_is_an_input_error(tmp_path, capsys):
+    config = _write_config(tmp_path / "c.yaml", {"c": {"source": "stl10", "root": str(tmp_path / "none")}})
+    assert main(["prepare", "--config", config, "--dataset", "c", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("genssl: error: dataset 'c' (source stl10)") and "stl10_binary.tar.gz" in err
+
+
+def test_console_script_is_installed(env_with_venv, tmp_path):
+    config = _write_config(tmp_path / "c.yaml", {"digits": {"source": "digits"}})
+    result = subprocess.run(
+        ["genssl", "config", "--config", config], capture_output=True, text=True, env=env_with_venv, check=True
+    )
+    assert yaml.safe_load(result.stdout)["datasets"]["digits"]["resize"] == "center_crop"

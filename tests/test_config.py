@@ -1,0 +1,113 @@
+import copy
+
+import pytest
+import yaml
+
+from genssl.config import load_config, load_schema, validate_config
+from genssl.data.sources import SOURCES
+from genssl.errors import ConfigError
+from tests.helpers import REPO
+
+
+def _errors(config) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    return str(info.value)
+
+
+def test_default_config_validates_with_defaults_filled():
+    config = load_config(REPO / "config" / "config.yaml")
+    digits = config["datasets"]["digits"]
+    assert config["seed"] == 0
+    assert digits["image_size"] == 32
+    assert digits["resize"] == "center_crop"
+    assert digits["encoding"] == "auto"
+    assert digits["val_fraction"] == 0.1 and digits["test_fraction"] == 0.2
+    assert config["datasets"]["shapes"]["n_per_class"] == 200
+    # Keys of other sources get no defaults here.
+    assert "root" not in digits and "n_per_class" not in digits and "small" not in digits
+
+
+def test_source_specific_defaults_are_filled_only_for_their_source():
+    config = validate_config(
+        {
+            "datasets": {
+                "places": {"source": "places365", "root": "/data/places"},
+                "inat": {"source": "inaturalist", "root": "/data/inat"},
+            }
+        }
+    )
+    assert config["datasets"]["places"]["small"] is True
+    assert config["datasets"]["places"]["download"] is False
+    assert config["datasets"]["places"]["skip_corrupt"] is False
+    assert "version" not in config["datasets"]["places"]
+    assert config["datasets"]["inat"]["version"] == "2018"
+
+
+def test_validate_does_not_modify_its_argument():
+    config = {"datasets": {"digits": {"source": "digits"}}}
+    before = copy.deepcopy(config)
+    validate_config(config)
+    assert config == before
+
+
+def test_negative_image_size_names_the_key():
+    message = _errors({"datasets": {"digits": {"source": "digits", "image_size": -3}}})
+    assert "datasets.digits.image_size: -3 is less than the minimum of 8" in message
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"datasets": {"x": {"source": "mnist"}}}, "datasets.x.source: 'mnist' is not one of ['digits', 'shapes'"),
+        ({"datasets": {"c": {"source": "cifar10"}}}, "datasets.c: 'root' is a required property"),
+        ({"datasets": {"d": {"source": "digits", "root": "/x"}}}, "datasets.d: Unevaluated properties are not allowed"),
+        ({"datasets": {"d": {"image_size": 32}}}, "datasets.d: 'source' is a required property"),
+        ({"datasets": {"d": {"source": "digits", "resize": "crop"}}}, "datasets.d.resize: 'crop' is not one of"),
+        ({"datasets": {"d": {"source": "digits", "val_fraction": 0.9}}}, "datasets.d.val_fraction: 0.9 is greater"),
+        ({"datasets": {"Bad-Name": {"source": "digits"}}}, "datasets: 'Bad-Name' does not match"),
+        ({"datasets": {}, "sed": 1}, "(top level): Additional properties are not allowed ('sed' was unexpected)"),
+        ({"datasets": {}, "seed": -1}, "seed: -1 is less than the minimum of 0"),
+        (
+            {"datasets": {"f": {"source": "imagefolder", "root": "/x", "resize": "shorter_side", "encoding": "raw"}}},
+            "datasets.f.encoding: 'raw' stores need one image shape",
+        ),
+    ],
+)
+def test_bad_configs_are_rejected_naming_the_key(config, expected):
+    assert expected in _errors(config)
+
+
+def test_every_problem_is_reported_at_once():
+    message = _errors({"datasets": {"a": {"source": "digits", "image_size": 4}, "b": {"source": "nope"}}})
+    assert "datasets.a.image_size" in message and "datasets.b.source" in message
+
+
+def test_load_config_reports_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot read configuration file .*missing\.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(listing)
+
+
+def test_schema_sources_match_the_implemented_sources():
+    enum = load_schema()["$defs"]["dataset"]["properties"]["source"]["enum"]
+    assert sorted(enum) == sorted(SOURCES)
+
+
+def test_snakemake_validate_fills_the_same_defaults():
+    """The Snakefile's snakemake.utils.validate and genssl's validate_config agree on the resolved config."""
+    from snakemake.utils import validate
+
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    raw["datasets"]["cifar"] = {"source": "cifar10", "root": "/data/cifar"}
+    raw["datasets"]["places"] = {"source": "places365", "root": "/data/places"}
+    by_snakemake = copy.deepcopy(raw)
+    validate(by_snakemake, str(REPO / "config" / "schema.yaml"))
+    assert by_snakemake == validate_config(raw)

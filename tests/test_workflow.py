@@ -1,0 +1,93 @@
+"""The Snakemake workflow driven through its command line, in a temporary working directory."""
+
+import subprocess
+
+import pytest
+import yaml
+
+from genssl.store import ImageStore, verify_store
+from tests.helpers import REPO
+
+TINY = {
+    "seed": 0,
+    "datasets": {
+        "digits": {"source": "digits", "image_size": 8},
+        "shapes": {"source": "shapes", "image_size": 8, "n_per_class": 3},
+    },
+}
+
+
+def _workdir(tmp_path, config):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def _snakemake(workdir, env, *args, check=True):
+    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _planned_jobs(result) -> dict[str, int]:
+    """The job counts of a dry run's `Job stats` table."""
+    lines = (result.stdout + result.stderr).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats:"))
+    counts = {}
+    for line in lines[start + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_dry_run_of_the_default_config(tmp_path, env_with_venv):
+    workdir = _workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    result = _snakemake(workdir, env_with_venv, "-n")
+    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 2}
+    assert not (workdir / "results").exists()
+
+
+def test_lint_reports_nothing(env_with_venv):
+    workdir = REPO
+    result = subprocess.run(
+        ["snakemake", "--lint", "--snakefile", str(REPO / "Snakefile")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env_with_venv,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_bad_config_fails_naming_the_key(tmp_path, env_with_venv):
+    config = {"datasets": {"digits": {"source": "digits", "image_size": -3}}}
+    result = _snakemake(_workdir(tmp_path, config), env_with_venv, "-n", check=False)
+    assert result.returncode != 0
+    assert "datasets.digits.image_size: -3 is less than the minimum of 8" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_prepare_dataset_runs_through_snakemake(tmp_path, env_with_venv):
+    workdir = _workdir(tmp_path, TINY)
+    _snakemake(workdir, env_with_venv, "-c1")
+    for name, n in (("digits", 1797), ("shapes", 30)):
+        store_dir = workdir / "results" / "data" / name
+        assert verify_store(store_dir) == []
+        assert len(ImageStore(store_dir)) == n
+        assert f"prepared {name}: {n} images" in (workdir / "logs" / "prepare_dataset" / f"{name}.log").read_text()
+        assert (workdir / "benchmarks" / "prepare_dataset" / f"{name}.tsv").read_text().startswith("s\t")
+    assert "Nothing to be done" in _snakemake(workdir, env_with_venv, "-n").stdout
+
+    # Changing one dataset's setting reruns only that dataset.
+    changed = yaml.safe_load(yaml.safe_dump(TINY))
+    changed["datasets"]["shapes"]["n_per_class"] = 4
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
+    result = _snakemake(workdir, env_with_venv, "-n")
+    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 1}
+    assert "output: results/data/shapes/manifest.json" in result.stdout
+    assert "output: results/data/digits/manifest.json" not in result.stdout
