@@ -64,7 +64,14 @@ def test_images_are_split_into_shards_by_size(tmp_path, encoding):
         assert len(shards) == 25  # every encoded image exceeds 1 byte: one image per shard
     assert [s["start"] for s in shards] == list(np.cumsum([0] + [s["count"] for s in shards[:-1]]))
     store = ImageStore(tmp_path / "s")
-    assert np.array_equal(store.get_batch([24, 0, 7, 4, 3]), images[[24, 0, 7, 4, 3]])
+    assert np.array_equal(store.get_batch([24, 0, 7, 4, 3, -1, 7]), images[[24, 0, 7, 4, 3, 24, 7]])
+    if encoding == "raw":
+        assert store.get_batch([]).shape == (0, 12, 10, 3)
+    else:
+        with pytest.raises(StoreError, match="empty batch of a store of variable image sizes"):
+            store.get_batch([])
+    with pytest.raises(IndexError, match="index 25 out of range"):
+        store.get_batch([0, 25])
 
 
 def test_raw_store_is_memory_mapped_and_pickles_without_maps(tmp_path):

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import PIL
 from PIL import Image
-from tqdm import tqdm
 
 from genssl import __version__
 from genssl.atomic import atomic_directory
@@ -25,6 +24,7 @@ from genssl.data.resize import fit_image
 from genssl.data.sources import Source, build_source
 from genssl.data.splits import make_splits
 from genssl.errors import CorruptImageError, GensslError
+from genssl.progress import progress
 from genssl.store import StoreWriter
 from genssl.store.codec import encode_image
 
@@ -104,7 +104,7 @@ def prepare_dataset(config: dict[str, Any], name: str, out: str | Path, workers:
         kept: list[int] = []
         skipped: list[dict[str, str]] = []
         items = _encoded_items(_Encoder(source, encoding), n_source, workers)
-        for index, payload, label, error in tqdm(items, total=n_source, desc=f"prepare {name}", unit="img"):
+        for index, payload, label, error in progress(items, total=n_source, desc=f"prepare {name}", unit="img"):
             if error is not None:
                 item = source.item_name(index)
                 if not cfg.get("skip_corrupt", False):

@@ -104,8 +104,23 @@ class ImageStore:
         return data[offsets[j] : offsets[j + 1]].tobytes()
 
     def get_batch(self, indices: np.ndarray | list[int]) -> np.ndarray:
-        """Images at ``indices`` as one (B, H, W, 3) uint8 array; the images must share one shape."""
-        images = [self[i] for i in indices]
+        """Images at ``indices`` as one (B, H, W, 3) uint8 array; the images must share one shape.
+
+        For raw stores this is one fancy-indexed read per shard touched, not one per image.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < -self.n or idx.max() >= self.n):
+            bad = idx[(idx < -self.n) | (idx >= self.n)][0]
+            raise IndexError(f"index {bad} out of range for a store of {self.n} images")
+        idx %= max(self.n, 1)
+        if self.encoding == "raw":
+            batch = np.empty((idx.size, *self.shape), dtype=np.uint8)
+            shard_of = np.searchsorted(self._starts, idx, side="right") - 1
+            for s in np.unique(shard_of):
+                chosen = shard_of == s
+                batch[chosen] = self._shard(int(s))[0][idx[chosen] - self._starts[s]]
+            return batch
+        images = [self[i] for i in idx]
         if not images:
             if self.shape is None:
                 raise StoreError(f"{self.path}: an empty batch of a store of variable image sizes has no shape")
