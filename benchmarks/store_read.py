@@ -1,9 +1,10 @@
 """Random-access read throughput: image store vs the same images as individual PNG files.
 
-Prepares the `shapes` dataset (N images at SIZE px) into a raw (memory-mapped) store and a PNG-encoded store,
-exports the same images as one PNG file each, then reads READS random indices (seeded, the same sequence for
-every layout) into uint8 arrays and prints images/s for each layout and the ratio to the PNG files. Each layout
-is read once untimed first, so all are measured with a warm page cache (same machine, same run).
+Prepares the `shapes` dataset (N images at SIZE px) into a raw (memory-mapped) store and PNG- and JPEG-encoded
+stores (JPEG is what `encoding: auto` picks above 128 px), exports the same images as one PNG file each, then
+reads READS random indices (seeded, the same sequence for every layout) into uint8 arrays and prints images/s
+for each layout and the ratio to the PNG files. Each layout is read once untimed first, so all are measured
+with a warm page cache (same machine, same run).
 
     python benchmarks/store_read.py [--n 2000] [--size 64] [--reads 5000]
 """
@@ -42,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         stores = {}
-        for encoding in ("raw", "png"):
+        for encoding in ("raw", "png", "jpeg"):
             config = validate_config(
                 {
                     "datasets": {
@@ -72,6 +73,7 @@ def main() -> None:
         rates = {
             "store, raw (memory-mapped)": _rate(lambda i: np.array(raw[i]), indices),
             "store, png-encoded shards": _rate(stores["png"].__getitem__, indices),
+            "store, jpeg-encoded shards": _rate(stores["jpeg"].__getitem__, indices),
             "individual PNG files": _rate(read_file, indices),
         }
     baseline = rates["individual PNG files"]

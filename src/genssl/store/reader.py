@@ -48,10 +48,6 @@ class ImageStore:
             self._labels = np.load(self._file(self.manifest["labels"]), allow_pickle=False)
         return self._labels
 
-    @property
-    def split_names(self) -> list[str]:
-        return list(self.manifest["splits"])
-
     def split(self, name: str) -> np.ndarray:
         """Sorted int64 indices of split ``name`` (``train``, ``val`` or ``test``)."""
         splits = self.manifest["splits"]
@@ -94,14 +90,6 @@ class ImageStore:
         if offsets is None:
             return data[j]
         return decode_image(memoryview(data[offsets[j] : offsets[j + 1]]))
-
-    def read_bytes(self, index: int) -> bytes:
-        """The stored bytes of image ``index`` (encoded file, or the raw array's bytes)."""
-        s, j = self._locate(int(index))
-        data, offsets = self._shard(s)
-        if offsets is None:
-            return data[j].tobytes()
-        return data[offsets[j] : offsets[j + 1]].tobytes()
 
     def get_batch(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """Images at ``indices`` as one (B, H, W, 3) uint8 array; the images must share one shape.
