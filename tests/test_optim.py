@@ -1,0 +1,290 @@
+import io
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from genssl.errors import ConfigError
+from genssl.optim import (
+    LARS,
+    WarmupCosine,
+    build_optimizer,
+    cosine_momentum,
+    lr_factor,
+    scaled_lr,
+    split_decay_groups,
+)
+
+# --- LARS ----------------------------------------------------------------------------------------------------------
+
+
+def _norm(xs):
+    return math.sqrt(sum(x * x for x in xs))
+
+
+def _lars_reference(p, grads, lr, momentum, wd, eta, eps=1e-8, clip_lr=False, exclude=False):
+    """The documented LARS update on plain Python floats; returns the parameter after each step."""
+    p, buf, out = list(p), None, []
+    for g in grads:
+        if exclude:
+            d = list(g)
+        elif _norm(p) != 0 and _norm(g) != 0:
+            q = eta * _norm(p) / (_norm(g) + wd * _norm(p) + eps)
+            if clip_lr:
+                q = min(q / lr, 1.0)
+            d = [(gi + wd * pi) * q for gi, pi in zip(g, p, strict=True)]
+        else:
+            d = [gi + wd * pi for gi, pi in zip(g, p, strict=True)]
+        buf = d if buf is None else [momentum * b + di for b, di in zip(buf, d, strict=True)]
+        p = [pi - lr * b for pi, b in zip(p, buf, strict=True)]
+        out.append(p)
+    return out
+
+
+def _run(optimizer, params, grads_per_step):
+    """Set each parameter's gradient and step; return the flattened values of ``params`` after each step."""
+    out = []
+    for grads in grads_per_step:
+        for p, g in zip(params, grads, strict=True):
+            p.grad = None if g is None else torch.tensor(g, dtype=torch.float64).reshape(p.shape)
+        optimizer.step()
+        out.append([p.detach().flatten().tolist() for p in params])
+    return out
+
+
+W0 = [1.0, 2.0, 3.0, 4.0]
+B0 = [0.5, -0.5]
+W_GRADS = [[0.1, -0.2, 0.3, 0.4], [-0.5, 0.25, 0.0, 1.0]]
+B_GRADS = [[1.0, 2.0], [-3.0, 0.5]]
+
+
+def _params():
+    weight = torch.nn.Parameter(torch.tensor(W0, dtype=torch.float64).reshape(2, 2))
+    bias = torch.nn.Parameter(torch.tensor(B0, dtype=torch.float64))
+    return weight, bias
+
+
+def test_lars_two_steps_match_the_hand_computation():
+    weight, bias = _params()
+    opt = LARS(
+        [{"params": [weight]}, {"params": [bias], "weight_decay": 0.0, "exclude": True}],
+        lr=0.5,
+        momentum=0.9,
+        weight_decay=0.1,
+        eta=0.02,
+    )
+    got = _run(opt, [weight, bias], list(zip(W_GRADS, B_GRADS, strict=True)))
+
+    # Step 1 by hand for the weight: ||p|| = sqrt(30), ||g|| = sqrt(0.3), q = 0.02 ||p|| / (||g|| + 0.1 ||p|| + eps).
+    q1 = 0.02 * math.sqrt(30) / (math.sqrt(0.3) + 0.1 * math.sqrt(30) + 1e-8)
+    w1 = [p - 0.5 * (g + 0.1 * p) * q1 for p, g in zip(W0, W_GRADS[0], strict=True)]
+    assert got[0][0] == pytest.approx(w1, abs=1e-12)
+    # The excluded bias: plain momentum SGD without weight decay, buf = g1 then 0.9 g1 + g2.
+    assert got[0][1] == pytest.approx([0.5 - 0.5 * 1.0, -0.5 - 0.5 * 2.0], abs=1e-12)
+    assert got[1][1] == pytest.approx([0.0 - 0.5 * (0.9 * 1.0 - 3.0), -1.5 - 0.5 * (0.9 * 2.0 + 0.5)], abs=1e-12)
+
+    expected_w = _lars_reference(W0, W_GRADS, lr=0.5, momentum=0.9, wd=0.1, eta=0.02)
+    for step in range(2):
+        assert got[step][0] == pytest.approx(expected_w[step], abs=1e-12)
+    assert torch.equal(
+        opt.state[bias]["momentum_buffer"], torch.tensor([0.9 * 1.0 - 3.0, 0.9 * 2.0 + 0.5], dtype=torch.float64)
+    )
+
+
+@pytest.mark.parametrize("lr", [0.001, 5.0])  # q / lr > 1 (clipped to 1) and q / lr < 1 (kept)
+def test_lars_clip_lr(lr):
+    weight, _ = _params()
+    opt = LARS([weight], lr=lr, momentum=0.9, weight_decay=0.1, eta=0.02, clip_lr=True)
+    got = _run(opt, [weight], [[g] for g in W_GRADS])
+    expected = _lars_reference(W0, W_GRADS, lr=lr, momentum=0.9, wd=0.1, eta=0.02, clip_lr=True)
+    for step in range(2):
+        assert got[step][0] == pytest.approx(expected[step], abs=1e-12)
+    if lr == 0.001:  # clipped: the first step is plain SGD with weight decay
+        assert got[0][0] == pytest.approx([p - lr * (g + 0.1 * p) for p, g in zip(W0, W_GRADS[0], strict=True)])
+
+
+def test_lars_zero_norm_falls_back_to_sgd_with_weight_decay():
+    zero_p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    weight, _ = _params()
+    opt = LARS([zero_p, weight], lr=0.5, momentum=0.9, weight_decay=0.1, eta=0.02)
+    got = _run(opt, [zero_p, weight], [([1.0, -2.0], [0.0, 0.0, 0.0, 0.0])])
+    assert got[0][0] == pytest.approx([-0.5 * 1.0, -0.5 * -2.0], abs=1e-12)  # ||p|| = 0: d = g + 0.1 * 0
+    assert got[0][1] == pytest.approx([p - 0.5 * 0.1 * p for p in W0], abs=1e-12)  # ||g|| = 0: d = 0.1 * p
+
+
+def test_lars_skips_parameters_without_gradient():
+    weight, bias = _params()
+    opt = LARS([weight, bias], lr=0.5, weight_decay=0.1)
+    got = _run(opt, [weight, bias], [(W_GRADS[0], None)])
+    assert got[0][1] == B0
+    assert bias not in opt.state
+    assert got[0][0] != W0
+
+
+def test_lars_state_dict_round_trip_continues_identically():
+    def make():
+        weight, bias = _params()
+        groups = [{"params": [weight]}, {"params": [bias], "weight_decay": 0.0, "exclude": True}]
+        return [weight, bias], LARS(groups, lr=0.5, momentum=0.9, weight_decay=0.1, eta=0.02)
+
+    params, opt = make()
+    _run(opt, params, [(W_GRADS[0], B_GRADS[0])])
+    buffer = io.BytesIO()
+    torch.save({"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+
+    resumed_params, resumed = make()
+    with torch.no_grad():
+        for p, value in zip(resumed_params, saved["params"], strict=True):
+            p.copy_(value)
+    resumed.load_state_dict(saved["opt"])
+    assert resumed.param_groups[1]["exclude"] is True
+
+    original = _run(opt, params, [(W_GRADS[1], B_GRADS[1])])
+    again = _run(resumed, resumed_params, [(W_GRADS[1], B_GRADS[1])])
+    assert again == original
+
+
+def test_lars_step_works_with_autograd_and_under_no_grad():
+    model = torch.nn.Linear(3, 2)
+    opt = LARS(model.parameters(), lr=0.1, weight_decay=1e-4)
+    model(torch.ones(4, 3)).sum().backward()
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        opt.step()
+    assert not torch.equal(model.weight, before)
+
+
+# --- build ---------------------------------------------------------------------------------------------------------
+
+
+def _model():
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+
+
+def test_split_decay_groups_excludes_biases_and_norm_params():
+    model = _model()
+    regular, excluded = split_decay_groups(model.named_parameters())
+    conv, bn, linear = model
+    assert [id(p) for p in regular] == [id(conv.weight), id(linear.weight)]
+    assert [id(p) for p in excluded] == [id(conv.bias), id(bn.weight), id(bn.bias), id(linear.bias)]
+
+
+@pytest.mark.parametrize(("name", "cls"), [("sgd", torch.optim.SGD), ("lars", LARS), ("adamw", torch.optim.AdamW)])
+def test_build_optimizer(name, cls):
+    model = _model()
+    head = torch.nn.Linear(2, 2)
+    opt = build_optimizer(
+        model.named_parameters(),
+        name,
+        lr=0.6,
+        weight_decay=1e-4,
+        momentum=0.8,
+        betas=(0.8, 0.99),
+        extra_groups=[{"params": head.parameters(), "lr": 0.1, "weight_decay": 0.0}],
+    )
+    assert type(opt) is cls
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-4, 0.0, 0.0]
+    assert [g["initial_lr"] for g in opt.param_groups] == [0.6, 0.6, 0.1]
+    assert [g["lr"] for g in opt.param_groups] == [0.6, 0.6, 0.1]
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 4, 2]
+    if name == "lars":
+        assert [g["exclude"] for g in opt.param_groups] == [False, True, False]
+        assert opt.param_groups[0]["eta"] == 0.02
+    else:
+        assert all("exclude" not in g for g in opt.param_groups)
+    if name == "adamw":
+        assert opt.param_groups[0]["betas"] == (0.8, 0.99)
+    else:
+        assert opt.param_groups[0]["momentum"] == 0.8
+
+
+def test_build_optimizer_without_exclusion_and_with_default_extra_group_values():
+    model = _model()
+    extra = {"params": [torch.nn.Parameter(torch.zeros(3))], "fixed_lr": True}
+    opt = build_optimizer(
+        model.named_parameters(), "sgd", lr=0.3, weight_decay=1e-5, exclude_bias_n_norm=False, extra_groups=[extra]
+    )
+    assert [len(g["params"]) for g in opt.param_groups] == [6, 1]
+    assert [(g["lr"], g["weight_decay"], g["initial_lr"]) for g in opt.param_groups] == [(0.3, 1e-5, 0.3)] * 2
+    assert opt.param_groups[1]["fixed_lr"] is True
+    assert "initial_lr" not in extra  # the caller's dict is left alone
+
+
+def test_unknown_optimizer_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adam'; known: adamw, lars, sgd"):
+        build_optimizer(_model().named_parameters(), "adam", lr=0.1, weight_decay=0.0)
+
+
+def test_scaled_lr():
+    assert scaled_lr(0.3, 512) == 0.6
+    assert scaled_lr(1.0, 128) == 0.5
+
+
+# --- schedule ------------------------------------------------------------------------------------------------------
+
+
+def test_lr_factor_warmup_and_cosine():
+    t, w, s, m = 100, 10, 0.1, 0.01
+    assert lr_factor(0, t, w, s, m) == 0.1
+    assert lr_factor(4, t, w, s, m) == pytest.approx(0.1 + 0.9 * 4 / 10)
+    assert lr_factor(10, t, w, s, m) == 1.0
+    assert lr_factor(40, t, w, s, m) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 30 / 90)))
+    assert lr_factor(55, t, w, s, m) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor(100, t, w, s, m) == 0.01
+    assert lr_factor(250, t, w, s, m) == 0.01
+    assert lr_factor(0, 10, 0) == 1.0  # no warm-up
+    assert lr_factor(10, 10, 0) == 0.0
+    factors = [lr_factor(i, t, w, s, m) for i in range(t + 1)]
+    assert all(a < b for a, b in itertools.pairwise(factors[: w + 1]))  # rising warm-up
+    assert all(a > b for a, b in itertools.pairwise(factors[w:]))  # falling cosine
+
+
+@pytest.mark.parametrize(("step", "total", "warmup"), [(-1, 10, 2), (0, 0, 0), (0, 10, 11), (0, 10, -1)])
+def test_lr_factor_rejects_bad_arguments(step, total, warmup):
+    with pytest.raises(ValueError):
+        lr_factor(step, total, warmup)
+
+
+def test_warmup_cosine_sets_every_group_and_resumes():
+    a, b, c = (torch.nn.Parameter(torch.zeros(1)) for _ in range(3))
+    opt = torch.optim.SGD([{"params": [a], "lr": 0.4}, {"params": [b], "lr": 0.04}, {"params": [c], "lr": 0.2}], lr=1)
+    for g in opt.param_groups:
+        g["initial_lr"] = g["lr"]
+    opt.param_groups[2]["fixed_lr"] = True
+    sched = WarmupCosine(total_steps=20, warmup_steps=4, warmup_start=0.25, min_factor=0.0)
+
+    assert sched.set_step(opt, 0) == 0.25
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 0.01, 0.2])
+    sched.set_step(opt, 12)
+    f = 0.5 * (1 + math.cos(math.pi * 8 / 16))
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.4 * f, 0.04 * f, 0.2])
+
+    state = json.loads(json.dumps(sched.state_dict()))
+    assert state == {"total_steps": 20, "warmup_steps": 4, "warmup_start": 0.25, "min_factor": 0.0, "last_step": 12}
+    resumed = WarmupCosine(total_steps=1, warmup_steps=0)
+    resumed.load_state_dict(state)
+    assert resumed.state_dict() == sched.state_dict()
+    assert [resumed.factor(i) for i in range(13, 25)] == [sched.factor(i) for i in range(13, 25)]
+    resumed.set_step(opt, 20)
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.0, 0.2]
+
+
+def test_warmup_cosine_records_initial_lr_when_missing():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    sched = WarmupCosine(total_steps=10, warmup_steps=2)
+    sched.set_step(opt, 1)
+    sched.set_step(opt, 2)
+    assert opt.param_groups[0]["initial_lr"] == 0.5
+    assert opt.param_groups[0]["lr"] == 0.5
+
+
+def test_cosine_momentum():
+    assert cosine_momentum(0, 100, 0.996, 1.0) == 0.996
+    assert cosine_momentum(50, 100, 0.996, 1.0) == pytest.approx(0.998)
+    assert cosine_momentum(25, 100, 0.99, 1.0) == pytest.approx(1.0 - 0.01 * (math.cos(math.pi / 4) + 1) / 2)
+    assert cosine_momentum(100, 100, 0.996, 1.0) == 1.0
+    assert cosine_momentum(150, 100, 0.996, 1.0) == 1.0
