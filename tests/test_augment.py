@@ -1,0 +1,371 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+from torchvision.transforms import RandomResizedCrop
+
+from genssl.augment import BatchAugment, ViewSpec, blur_kernel_size, ops, view_specs
+from genssl.config import load_schema, validate_config
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+#: Every op off, the crop the whole image: the pipeline is just the normalisation.
+PLAIN = ViewSpec(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+
+
+def _views(method: str) -> dict:
+    """The resolved `views` block of a method with the schema's defaults (symmetric simclr, asymmetric byol)."""
+    config = {"datasets": {"d": {"source": "digits"}}, "pretrain": {"dataset": "d"}, "methods": {method: {}}}
+    return validate_config(config)["methods"][method]["views"]
+
+
+def test_view_spec_defaults_are_the_schemas():
+    defaults = {
+        k: v["default"] for k, v in load_schema()["$defs"]["views_common"]["properties"].items() if "default" in v
+    }
+    spec = ViewSpec()
+    for key, value in defaults.items():
+        assert getattr(spec, key) == (tuple(value) if isinstance(value, list) else value), key
+
+
+def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """uint8 (n, size, size, 3), as read from a store."""
+    return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [0, 1]."""
+    return images.permute(0, 3, 1, 2).float() / 255
+
+
+# --- the pipeline: shapes, normalisation, determinism -------------------------------------------------------------
+
+
+def test_identity_pipeline_is_exactly_the_normalisation():
+    images = _images(5, 24)
+    views = BatchAugment([PLAIN, PLAIN], out_size=24)(images, _gen())
+    expected = (_unit(images) - MEAN) / STD
+    assert len(views) == 2
+    for v in views:
+        assert v.shape == (5, 3, 24, 24) and v.dtype == torch.float32 and v.device == images.device
+        assert v.is_contiguous()
+        torch.testing.assert_close(v, expected, rtol=0, atol=1e-6)
+
+
+def test_output_shape_and_custom_normalisation():
+    images = _images(3, 20)
+    spec = dataclasses.replace(PLAIN, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3))
+    views = BatchAugment([spec], out_size=11, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))(images, _gen())
+    assert views[0].shape == (3, 3, 11, 11)
+    assert views[0].min() >= 0 and views[0].max() <= 1
+
+
+def test_same_seed_same_views_other_seed_other_views():
+    augment = BatchAugment(view_specs(_views("byol")), out_size=16)
+    images = _images(8, 20)
+    first, second = augment(images, _gen(1)), augment(images, _gen(1))
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+    other = augment(images, _gen(2))
+    assert not torch.equal(first[0], other[0]) and not torch.equal(first[1], other[1])
+    assert not torch.equal(first[0], first[1])  # the two views differ
+
+
+def test_views_ignore_global_random_state_and_layout():
+    augment = BatchAugment(view_specs(_views("byol")), out_size=16)
+    images = _images(8, 20)
+    torch.manual_seed(0)
+    channels_last = augment(images, _gen(3))
+    torch.manual_seed(1)
+    torch.rand(7)
+    channels_first = augment(images.permute(0, 3, 1, 2).contiguous(), _gen(3))
+    for a, b in zip(channels_last, channels_first, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_views_run_under_deterministic_algorithms():
+    augment = BatchAugment(view_specs(_views("byol")), out_size=16)
+    images = _images(8, 20)
+    expected = augment(images, _gen(4))
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        views = augment(images, _gen(4))
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    for a, b in zip(expected, views, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    augment = BatchAugment(view_specs(_views("byol")), out_size=24)
+    images = _images(16, 32)
+    cpu = augment(images, _gen(5))
+    cuda = augment(images.cuda(), _gen(5))
+    for a, b in zip(cpu, cuda, strict=True):
+        assert b.device.type == "cuda"
+        torch.testing.assert_close(b.cpu(), a, rtol=0, atol=1e-4)
+
+
+def test_float_images_are_taken_as_unit_range():
+    images = _images(4, 20)
+    augment = BatchAugment(view_specs(_views("simclr")), out_size=12)
+    from_uint8 = augment(images, _gen(6))
+    from_float = augment(_unit(images), _gen(6))
+    for a, b in zip(from_uint8, from_float, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_ops_with_probability_0_are_not_run(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("an op with probability 0 ran")
+
+    for name in ("color_jitter", "grayscale", "gaussian_blur", "solarize"):
+        monkeypatch.setattr(ops, name, refuse)
+    (view,) = BatchAugment([ViewSpec(flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)], out_size=8)(_images(4, 10), _gen())
+    assert view.shape == (4, 3, 8, 8)
+
+
+def test_bad_image_shapes_are_refused():
+    augment = BatchAugment([PLAIN], out_size=8)
+    with pytest.raises(ValueError, match="expected images"):
+        augment(torch.zeros(2, 8, 8, 4, dtype=torch.uint8), _gen())
+    with pytest.raises(ValueError, match="expected images"):
+        augment(torch.zeros(8, 8, 3, dtype=torch.uint8), _gen())
+
+
+# --- random resized crop ------------------------------------------------------------------------------------------
+
+
+def test_crop_boxes_respect_scale_ratio_and_bounds():
+    height, width, scale, ratio = 40, 60, (0.08, 1.0), (3 / 4, 4 / 3)
+    top, left, h, w = ops.sample_crop_boxes(4000, height, width, scale, ratio, _gen()).unbind(1)
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= height).all() and (left + w <= width).all()
+    assert (h > 0).all() and (w > 0).all()
+    # w, h are sqrt(a r), sqrt(a / r) rounded: each off by at most 1/2.
+    area, slack = (h * w).double(), 0.5 * (h + w).double() + 0.75
+    assert (area >= scale[0] * height * width - slack).all() and (area <= scale[1] * height * width + slack).all()
+    assert ((w - 0.5) / (h + 0.5) <= ratio[1]).all() and ((w + 0.5) / (h - 0.5) >= ratio[0]).all()
+    # Both ends of the ranges are reached.
+    # (An area above 0.89 A needs a ratio of 1.5 on this 60 x 40 image: out of range, so never drawn.)
+    assert (area / (height * width)).min() < 0.1 and (area / (height * width)).max() > 0.85
+    assert (w / h).min() < 0.8 and (w / h).max() > 1.25
+
+
+def test_crop_box_positions_are_uniform():
+    top, left, h, w = ops.sample_crop_boxes(4000, 40, 40, (0.25, 0.25), (1.0, 1.0), _gen()).unbind(1)
+    assert (h == 20).all() and (w == 20).all()
+    for pos in (top, left):
+        counts = torch.bincount(pos, minlength=21)
+        assert counts.numel() == 21 and counts.min() > 4000 / 21 * 0.6  # every offset 0..20 occurs
+
+
+def test_crop_box_fallback_is_torchvisions_central_crop():
+    image = torch.zeros(3, 30, 30)
+    # No attempt fits (w = sqrt(900 * 2) > 30): the centre crop clamped to the ratio.
+    expected = RandomResizedCrop.get_params(image, scale=[1.0, 1.0], ratio=[2.0, 2.0])
+    boxes = ops.sample_crop_boxes(5, 30, 30, (1.0, 1.0), (2.0, 2.0), _gen())
+    assert expected == (7, 0, 15, 30)
+    assert (boxes == torch.tensor(expected)).all()
+
+
+def test_crop_of_a_box_its_own_size_reproduces_its_pixels():
+    n, size, box = 6, 40, 13
+    i = torch.arange(size, dtype=torch.float32)
+    # Pixel (c, i, j) of image b holds 10^6 b + 10^4 c + 100 i + j: any misplaced pixel shows.
+    coded = (
+        1e6 * torch.arange(n).view(n, 1, 1, 1) + 1e4 * torch.arange(3).view(1, 3, 1, 1) + 100 * i.view(-1, 1) + i
+    ).float()
+    tops, lefts = torch.randint(0, size - box + 1, (2, n), generator=_gen())
+    boxes = torch.stack([tops, lefts, torch.full((n,), box), torch.full((n,), box)], dim=1)
+    out = ops.resized_crop(coded, boxes, box)
+    for b in range(n):
+        assert torch.equal(out[b], coded[b, :, tops[b] : tops[b] + box, lefts[b] : lefts[b] + box])
+    flipped = ops.resized_crop(coded, boxes, box, flip=torch.tensor([True, False] * 3))
+    assert torch.equal(flipped[0::2], out[0::2].flip(-1)) and torch.equal(flipped[1::2], out[1::2])
+
+
+def test_resized_crop_matches_interpolate_of_the_crop():
+    images = _images(8, 37).permute(0, 3, 1, 2)
+    boxes = torch.tensor(
+        [
+            [0, 0, 37, 37],
+            [3, 5, 10, 20],
+            [10, 2, 27, 33],
+            [30, 30, 7, 7],
+            [0, 20, 37, 17],
+            [5, 0, 3, 37],
+            [1, 1, 30, 30],
+            [12, 9, 1, 1],
+        ]
+    )
+    for out_size in (16, 24, 45):
+        out = ops.resized_crop(images, boxes, out_size)
+        assert out.shape == (8, 3, out_size, out_size) and out.dtype == torch.float32
+        for b, (top, left, h, w) in enumerate(boxes.tolist()):
+            crop = images[b : b + 1, :, top : top + h, left : left + w].float() / 255
+            expected = F.interpolate(crop, size=(out_size, out_size), mode="bilinear", align_corners=False)
+            # interpolate places its taps in float32, resized_crop in float64: a few 1e-6 apart at most.
+            torch.testing.assert_close(out[b : b + 1], expected, rtol=0, atol=1e-5)
+
+
+# --- flip, grayscale, solarize ------------------------------------------------------------------------------------
+
+
+def test_flip_p_1_mirrors_every_image():
+    images = _images(4, 16)
+    spec = dataclasses.replace(PLAIN, flip_p=1.0)
+    (out,) = BatchAugment([spec], out_size=16)(images, _gen())
+    (plain,) = BatchAugment([PLAIN], out_size=16)(images, _gen())
+    assert torch.equal(out, plain.flip(-1))
+
+
+def test_grayscale_is_the_601_luma_in_three_channels():
+    x = torch.rand(4, 3, 6, 6)
+    mask = torch.tensor([True, False, True, False])
+    out = ops.grayscale(x, mask)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    for c in range(3):
+        torch.testing.assert_close(out[mask, c], luma[mask], rtol=0, atol=1e-6)
+    assert torch.equal(out[~mask], x[~mask])
+    # Through the pipeline with p = 1: every sample grey.
+    images = _images(3, 8)
+    (view,) = BatchAugment([dataclasses.replace(PLAIN, grayscale_p=1.0)], out_size=8)(images, _gen())
+    unit = view * STD + MEAN
+    expected = (0.299 * _unit(images)[:, 0] + 0.587 * _unit(images)[:, 1] + 0.114 * _unit(images)[:, 2]).unsqueeze(1)
+    torch.testing.assert_close(unit, expected.expand_as(unit), rtol=0, atol=1e-5)
+
+
+def test_solarize_inverts_above_the_threshold():
+    x = torch.rand(4, 3, 6, 6)
+    mask = torch.tensor([True, True, False, True])
+    out = ops.solarize(x, 0.3, mask)
+    expected = torch.where(x >= 0.3, 1 - x, x)
+    assert torch.equal(out[mask], expected[mask]) and torch.equal(out[~mask], x[~mask])
+
+
+# --- colour jitter against torchvision ----------------------------------------------------------------------------
+
+
+def _per_sample_reference(x: torch.Tensor, fn, factors: torch.Tensor) -> torch.Tensor:
+    return torch.stack([fn(x[i], float(factors[i])) for i in range(x.shape[0])])
+
+
+@pytest.mark.parametrize(
+    ("op", "reference", "low", "high", "atol"),
+    [(ops.adjust_hue, TF.adjust_hue, -0.5, 0.5, 1e-5)],
+)
+def test_jitter_ops_match_torchvision(op, reference, low, high, atol):
+    x = torch.rand(12, 3, 9, 9, generator=_gen(7))
+    x[0] = 0.5  # grey: no hue
+    x[1, 0] = x[1, 1]  # ties between channels
+    factors = low + (high - low) * torch.rand(12, generator=_gen(8))
+    torch.testing.assert_close(op(x, factors), _per_sample_reference(x, reference, factors), rtol=0, atol=atol)
+
+
+def test_color_jitter_applies_the_ops_in_each_samples_order():
+    n = 24
+    x = torch.rand(n, 3, 8, 8, generator=_gen(9))
+    u = torch.rand(n, 4, generator=_gen(10))
+    factors = torch.cat([0.6 + 0.8 * u[:, :3], 0.2 * u[:, 3:] - 0.1], dim=1)
+    factors[0, ops.HUE] = 0.0  # a zero hue factor skips the op
+    order = torch.stack([torch.randperm(4, generator=_gen(i)) for i in range(n)])
+    before = x.clone()
+    out = ops.color_jitter(x, factors, order)
+    assert torch.equal(x, before)  # the input is not modified
+    functions = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    for i in range(n):
+        expected = x[i]
+        for op in order[i].tolist():
+            expected = functions[op](expected, float(factors[i, op]))
+        torch.testing.assert_close(out[i], expected, rtol=0, atol=1e-5)
+
+
+def test_pipeline_brightness_factors_span_their_range():
+    spec = dataclasses.replace(PLAIN, jitter_p=1.0, brightness=0.4, contrast=0.0, saturation=0.0, hue=0.0)
+    images = torch.full((500, 4, 4, 3), 100, dtype=torch.uint8)  # 100 * 1.4 < 255: never clamped
+    (view,) = BatchAugment([spec], out_size=4)(images, _gen(15))
+    factor = (view * STD + MEAN) / (100 / 255)
+    per_sample = factor.mean(dim=(1, 2, 3))
+    torch.testing.assert_close(factor, per_sample.view(-1, 1, 1, 1).expand_as(factor), rtol=0, atol=1e-5)
+    assert per_sample.min() >= 0.6 - 1e-5 and per_sample.max() <= 1.4 + 1e-5
+    assert per_sample.min() < 0.62 and per_sample.max() > 1.38 and abs(per_sample.mean() - 1) < 0.03
+
+
+# --- gaussian blur ------------------------------------------------------------------------------------------------
+
+
+def test_blur_matches_torchvision_per_sample():
+    x = torch.rand(6, 3, 20, 17, generator=_gen(12))
+    sigma = torch.tensor([0.1, 0.5, 0.9, 1.3, 2.0, 3.0])
+    for k in (3, 7, 13):
+        out = ops.gaussian_blur(x, sigma, k)
+        expected = torch.stack([TF.gaussian_blur(x[i], [k, k], [float(s), float(s)]) for i, s in enumerate(sigma)])
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_blur_keeps_a_constant_image_and_sizes_its_kernel():
+    x = torch.full((3, 3, 10, 10), 0.37)
+    torch.testing.assert_close(ops.gaussian_blur(x, torch.tensor([0.5, 1.0, 2.0]), 9), x, rtol=0, atol=1e-6)
+    spec = ViewSpec(blur_p=1.0)
+    assert blur_kernel_size(spec, 224) == 2 * math.ceil(6.0) + 1 == 13
+    assert blur_kernel_size(spec, 32) == 3  # sigma_max = 2 * 32 / 224 = 0.29
+    assert blur_kernel_size(spec, 96) == 2 * math.ceil(3 * 2 * 96 / 224) + 1
+    assert blur_kernel_size(ViewSpec(blur_sigma=(0.1, 20.0)), 8) == 7  # sigma_max = 20 * 8 / 224 = 0.71
+    assert blur_kernel_size(ViewSpec(blur_sigma=(0.1, 200.0)), 8) == 15  # radius capped at out_size - 1
+
+
+# --- probabilities, presets, config -------------------------------------------------------------------------------
+
+
+def _changed_fraction(spec: ViewSpec, off: ViewSpec, n: int = 1000, size: int = 6) -> float:
+    """Share of samples that ``spec`` changes compared with ``off`` (the same generator stream, the op off)."""
+    images = _images(n, size, seed=13)
+    (a,) = BatchAugment([spec], out_size=size)(images, _gen(14))
+    (b,) = BatchAugment([off], out_size=size)(images, _gen(14))
+    return float(((a - b).abs().amax(dim=(1, 2, 3)) > 1e-6).float().mean())
+
+
+@pytest.mark.parametrize(
+    ("field", "p"), [("flip_p", 0.5), ("jitter_p", 0.8), ("grayscale_p", 0.2), ("blur_p", 0.3), ("solarize_p", 0.2)]
+)
+def test_each_op_hits_about_p_of_the_samples(field, p):
+    base = dataclasses.replace(PLAIN, blur_sigma=(30.0, 40.0))  # a visible blur even at 6 px
+    fraction = _changed_fraction(dataclasses.replace(base, **{field: p}), base)
+    assert abs(fraction - p) < 0.05
+    assert _changed_fraction(dataclasses.replace(base, **{field: 1.0}), base, n=200) == 1.0
+
+
+def test_byol_preset_blurs_view_1_always_and_solarizes_a_fifth_of_view_2():
+    specs = view_specs(_views("byol"))
+    assert [s.blur_p for s in specs] == [1.0, 0.1] and [s.solarize_p for s in specs] == [0.0, 0.2]
+    # A sigma of 0.1 px does not change a float32 image: make the blur visible to count it.
+    visible = dataclasses.replace(specs[0], blur_sigma=(30.0, 40.0))
+    assert _changed_fraction(visible, dataclasses.replace(visible, blur_p=0.0), n=300) == 1.0
+    fraction = _changed_fraction(specs[1], dataclasses.replace(specs[1], solarize_p=0.0), n=1000)
+    assert 0.15 < fraction < 0.25
+
+
+def test_presets_and_view_specs():
+    simclr = view_specs(_views("simclr"))
+    assert simclr == [ViewSpec(blur_p=0.5), ViewSpec(blur_p=0.5)]
+    byol = view_specs(_views("byol"))
+    assert byol == [ViewSpec(blur_p=1.0), ViewSpec(blur_p=0.1, solarize_p=0.2)]
+    assert view_specs({}) == [ViewSpec(), ViewSpec()]
+    custom = view_specs({"crop_scale": [0.2, 1.0], "hue": 0.0, "blur_p": [1.0, 0.0, 0.5], "solarize_p": [0, 0, 1]})
+    assert len(custom) == 3 and all(s.crop_scale == (0.2, 1.0) and s.hue == 0.0 for s in custom)
+    assert [s.blur_p for s in custom] == [1.0, 0.0, 0.5] and custom[2].solarize_p == 1.0
+    with pytest.raises(ValueError, match="unknown key"):
+        view_specs({"blur": [0.5, 0.5]})
+    with pytest.raises(ValueError, match="different numbers of views"):
+        view_specs({"blur_p": [0.5, 0.5], "solarize_p": [0.0]})
+    with pytest.raises(ValueError, match="one probability per view"):
+        view_specs({"blur_p": 0.5})
