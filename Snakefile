@@ -17,6 +17,7 @@ validate(config, schema="config/schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/prepare.smk"
+include: "rules/pretrain.smk"
 
 
 rule all:

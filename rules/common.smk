@@ -9,8 +9,14 @@ from genssl.config import to_json
 GENSSL_ENV = "../envs/genssl.yaml"
 
 
+def _one_of(names):
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
 wildcard_constraints:
-    dataset="|".join(re.escape(name) for name in config["datasets"]) or "(?!)",
+    dataset=_one_of(config["datasets"]),
+    method=_one_of(config["methods"]),
+    augmentation=_one_of(config["augmentations"]),
 
 
 def dataset_config_json(wildcards):
@@ -18,6 +24,30 @@ def dataset_config_json(wildcards):
     return to_json({"seed": config["seed"], "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]}})
 
 
+def pretrain_config_json(wildcards):
+    """The part of the config one pretraining run reads (a change reruns only the runs it concerns)."""
+    dataset = config["pretrain"]["dataset"]
+    return to_json(
+        {
+            "seed": config["seed"],
+            "datasets": {dataset: config["datasets"][dataset]},
+            "pretrain": config["pretrain"],
+            "methods": {wildcards.method: config["methods"][wildcards.method]},
+            "augmentations": {wildcards.augmentation: config["augmentations"][wildcards.augmentation]},
+        }
+    )
+
+
+def pretrain_targets():
+    """The encoder of every configured method with every configured augmentation."""
+    return expand(
+        "results/pretrain/{dataset}/{method}/{augmentation}/encoder.safetensors",
+        dataset=config["pretrain"]["dataset"],
+        method=sorted(config["methods"]),
+        augmentation=sorted(config["augmentations"]),
+    )
+
+
 def all_targets():
     """Every output the workflow can make so far."""
-    return expand("results/data/{dataset}/manifest.json", dataset=sorted(config["datasets"]))
+    return expand("results/data/{dataset}/manifest.json", dataset=sorted(config["datasets"])) + pretrain_targets()

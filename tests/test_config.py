@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import yaml
@@ -111,3 +112,16 @@ def test_snakemake_validate_fills_the_same_defaults():
     by_snakemake = copy.deepcopy(raw)
     validate(by_snakemake, str(REPO / "config" / "schema.yaml"))
     assert by_snakemake == validate_config(raw)
+
+
+def test_exponent_without_a_decimal_point_gets_a_hint():
+    config = {"datasets": {"d": {"source": "digits"}}, "methods": {"simclr": {"weight_decay": "1e-5"}}}
+    assert "methods.simclr.weight_decay: '1e-5' is not of type 'number' (YAML reads 1e-5 as text" in _errors(config)
+
+
+def test_json_text_keeps_exponent_numbers():
+    """The rules pass configs as JSON, where json.dumps writes 1e-05: it must stay a number."""
+    config = {"datasets": {"d": {"source": "digits"}}, "pretrain": {"dataset": "d"}}
+    text = json.dumps({**config, "methods": {"simclr": {"weight_decay": 1e-5}}})
+    assert "1e-05" in text
+    assert load_config(text=text)["methods"]["simclr"]["weight_decay"] == 1e-5

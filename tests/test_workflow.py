@@ -14,6 +14,13 @@ TINY = {
         "digits": {"source": "digits", "image_size": 8},
         "shapes": {"source": "shapes", "image_size": 8, "n_per_class": 3},
     },
+    "pretrain": {
+        "dataset": "digits",
+        "epochs": 1,
+        "batch_size": 128,
+        "backbone": {"name": "small_resnet", "width": 4, "blocks": [1]},
+    },
+    "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
 }
 
 
@@ -47,7 +54,9 @@ def _planned_jobs(result) -> dict[str, int]:
 def test_dry_run_of_the_default_config(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 2}
+    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 2, "pretrain": 5}
+    for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins"):
+        assert f"output: results/pretrain/digits/{method}/standard/encoder.safetensors" in result.stdout
     assert not (workdir / "results").exists()
 
 
@@ -72,7 +81,7 @@ def test_bad_config_fails_naming_the_key(tmp_path, env_with_venv):
 
 
 @pytest.mark.slow
-def test_prepare_dataset_runs_through_snakemake(tmp_path, env_with_venv):
+def test_prepare_and_pretrain_run_through_snakemake(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, TINY)
     _snakemake(workdir, env_with_venv, "-c1")
     for name, n in (("digits", 1797), ("shapes", 30)):
@@ -81,10 +90,19 @@ def test_prepare_dataset_runs_through_snakemake(tmp_path, env_with_venv):
         assert len(ImageStore(store_dir)) == n
         assert f"prepared {name}: {n} images" in (workdir / "logs" / "prepare_dataset" / f"{name}.log").read_text()
         assert (workdir / "benchmarks" / "prepare_dataset" / f"{name}.tsv").read_text().startswith("s\t")
+    run = workdir / "results" / "pretrain" / "digits" / "simclr" / "standard"
+    assert {p.name for p in run.iterdir()} == {"encoder.safetensors", "metrics.csv", "run.json", "checkpoint"}
+    assert "epoch 1/1: loss" in (workdir / "logs" / "pretrain" / "digits" / "simclr" / "standard.log").read_text()
     assert "Nothing to be done" in _snakemake(workdir, env_with_venv, "-n").stdout
 
-    # Changing one dataset's setting reruns only that dataset.
+    # Changing a method's setting reruns only that method's pretraining.
     changed = yaml.safe_load(yaml.safe_dump(TINY))
+    changed["methods"]["simclr"]["temperature"] = 0.5
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
+    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "pretrain": 1}
+
+    # Changing one dataset's setting reruns only that dataset.
+    changed["methods"]["simclr"]["temperature"] = 0.2
     changed["datasets"]["shapes"]["n_per_class"] = 4
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
     result = _snakemake(workdir, env_with_venv, "-n")

@@ -43,6 +43,23 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    import torch
+
+    from genssl.allocator import keep_freed_memory
+    from genssl.train.trainer import pretrain
+
+    config = _config(args)
+    keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = config["pretrain"]["dataset"]
+    data = args.data or f"results/data/{dataset}"
+    out = args.out or f"results/pretrain/{dataset}/{args.method}/{args.augmentation}"
+    pretrain(config, args.method, args.augmentation, data, out)
+    return 0
+
+
 def _cmd_store_verify(args: argparse.Namespace) -> int:
     from genssl.store import verify_store
 
@@ -95,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", help="store directory (default: results/data/{dataset})")
     prepare.add_argument("--workers", type=int, default=1, help="decoding processes (default: %(default)s)")
     prepare.set_defaults(func=_cmd_prepare)
+
+    pre = commands.add_parser(
+        "pretrain",
+        help="pretrain a method (results/pretrain/{dataset}/{method}/{augmentation}/); resumes from its checkpoint",
+    )
+    _add_config_options(pre)
+    pre.add_argument("--method", required=True, help="method name, a key of `methods` in the configuration")
+    pre.add_argument("--augmentation", default="standard", help="a key of `augmentations` (default: %(default)s)")
+    pre.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
+    pre.add_argument("--out", help="output directory (default: results/pretrain/{dataset}/{method}/{augmentation})")
+    pre.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    pre.set_defaults(func=_cmd_pretrain)
 
     store = commands.add_parser("store", help="inspect and check stores").add_subparsers(
         dest="store_command", required=True, metavar="ACTION"

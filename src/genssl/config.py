@@ -61,7 +61,18 @@ def schema_errors(config: dict[str, Any]) -> list[str]:
     validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
     validator = validator_class(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [f"{key_path(e.absolute_path)}: {e.message}" for e in errors]
+    return [f"{key_path(e.absolute_path)}: {e.message}{_hint(e)}" for e in errors]
+
+
+def _hint(error: jsonschema.ValidationError) -> str:
+    """YAML 1.1 (PyYAML, Snakemake) reads ``1e-5`` as a string: say how to write the number."""
+    if error.validator == "type" and isinstance(error.instance, str):
+        try:
+            value = float(error.instance)
+        except ValueError:
+            return ""
+        return f" (YAML reads {error.instance} as text; write it with a decimal point, e.g. {value:.1e})"
+    return ""
 
 
 def semantic_errors(config: dict[str, Any]) -> list[str]:
@@ -72,6 +83,18 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
             problems.append(
                 f"datasets.{name}.encoding: 'raw' stores need one image shape, but resize is "
                 f"{ds.get('resize')!r}; use resize center_crop or stretch, or an encoded store (png, jpeg, webp)"
+            )
+    methods = config.get("methods", {})
+    pretrain = config.get("pretrain", {})
+    if methods and pretrain.get("dataset") not in config.get("datasets", {}):
+        known = ", ".join(sorted(config.get("datasets", {}))) or "(none)"
+        problems.append(f"pretrain.dataset: {pretrain.get('dataset')!r} is not a configured dataset; datasets: {known}")
+    moco = methods.get("mocov2plus")
+    if moco is not None:
+        batch = moco.get("batch_size", pretrain.get("batch_size"))
+        if moco["queue_size"] % batch:
+            problems.append(
+                f"methods.mocov2plus.queue_size: {moco['queue_size']} is not a multiple of the global batch {batch}"
             )
     return problems
 
@@ -91,7 +114,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | os.PathLike[str] | None = None, text: str | None = None) -> dict[str, Any]:
-    """Read a YAML or JSON configuration from ``path`` or from the string ``text`` and validate it."""
+    """Read a YAML or JSON configuration from ``path`` or from the string ``text`` and validate it.
+
+    Text that is valid JSON (what the Snakemake rules pass) is read as JSON, so ``1e-05`` stays a number.
+    """
     if (path is None) == (text is None):
         raise ValueError("give exactly one of path and text")
     if path is not None:
@@ -100,7 +126,12 @@ def load_config(path: str | os.PathLike[str] | None = None, text: str | None = N
         except OSError as err:
             raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
     try:
-        config = yaml.safe_load(text) or {}
+        config = json.loads(text)
+    except json.JSONDecodeError:
+        config = None
+    try:
+        if config is None:
+            config = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"configuration {path or '(inline)'} is not valid YAML/JSON: {err}") from None
     if not isinstance(config, dict):

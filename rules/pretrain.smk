@@ -1,0 +1,24 @@
+rule pretrain:
+    """Pretrain one method with one augmentation setting; resumes from the checkpoint in its output directory."""
+    input:
+        data="results/data/{dataset}/manifest.json",
+    output:
+        encoder="results/pretrain/{dataset}/{method}/{augmentation}/encoder.safetensors",
+        metrics="results/pretrain/{dataset}/{method}/{augmentation}/metrics.csv",
+        run="results/pretrain/{dataset}/{method}/{augmentation}/run.json",
+    params:
+        config=pretrain_config_json,
+        data=subpath(input.data, parent=True),
+        out=subpath(output.encoder, parent=True),
+    log:
+        "logs/pretrain/{dataset}/{method}/{augmentation}.log",
+    benchmark:
+        "benchmarks/pretrain/{dataset}/{method}/{augmentation}.tsv"
+    conda:
+        GENSSL_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+    shell:
+        "genssl pretrain --method {wildcards.method} --augmentation {wildcards.augmentation}"
+        " --config-json {params.config:q} --data {params.data} --out {params.out} --threads {threads} 2> {log}"

@@ -1,0 +1,1 @@
+"""The shared pretraining engine: one trainer for every method (:mod:`genssl.methods`)."""

@@ -1,0 +1,55 @@
+"""Batches of the training split of an image store, in a seeded order that is the same for any process count.
+
+The order of epoch ``e`` is torch's ``DistributedSampler`` permutation (seeded with ``seed + e``, tail dropped
+so every process gets the same number of images); process ``r`` of ``W`` takes every ``W``-th position from
+``r``, and its ``k``-th batch of ``B / W`` images is positions ``k B/W .. (k+1) B/W`` of its share. The union of
+the ``k``-th batches of all processes is therefore the same set of images for every ``W``: 2 processes with
+``B / 2`` train on the same global batches as 1 process with ``B``.
+"""
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+
+from genssl.store import ImageStore
+
+
+class StoreBatches(Dataset):
+    """Dataset over positions ``0 .. len(indices) - 1`` of ``indices`` (store indices); reading a list of
+    positions returns the uint8 batch (B, H, W, 3) and the store indices (B,) in one store read."""
+
+    def __init__(self, store: ImageStore, indices: np.ndarray) -> None:
+        self.store = store
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = self.indices[np.asarray(positions, dtype=np.int64)]
+        return torch.from_numpy(self.store.get_batch(chosen)), torch.from_numpy(chosen)
+
+
+def training_loader(
+    store: ImageStore,
+    indices: np.ndarray,
+    local_batch: int,
+    seed: int,
+    rank: int,
+    world_size: int,
+    num_workers: int,
+    pin_memory: bool,
+) -> tuple[DataLoader, DistributedSampler]:
+    """A loader of ``len(indices) // (local_batch * world_size)`` batches per epoch; call
+    ``sampler.set_epoch(e)`` before each epoch."""
+    dataset = StoreBatches(store, indices)
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    loader = DataLoader(
+        dataset,
+        sampler=BatchSampler(sampler, local_batch, drop_last=True),  # dataset[list]: one store read per batch
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
+    return loader, sampler

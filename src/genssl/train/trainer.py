@@ -1,0 +1,403 @@
+"""The shared pretraining loop: every method (:mod:`genssl.methods`) trains through :func:`pretrain`.
+
+Per step: read a batch of the store's train split -> move it to the device -> the method's standard views,
+computed as batched tensor ops on the device (:mod:`genssl.augment`) -> ``loss = method(views, indices)`` under
+autocast (CUDA) -> backward, optional gradient clipping, optimiser step (SGD / LARS / AdamW, lr = base lr x
+batch / 256 on a warm-up + cosine schedule) -> the method's momentum updates.
+
+Determinism: model initialisation, data order and every view's random parameters derive from
+``(seed, stage, ...)`` (:func:`genssl.seeding.derive_seed`) and the epoch and step, never from wall-clock state.
+A checkpoint is saved every ``checkpoint_every`` epochs; :func:`pretrain` resumes from the last one in its output
+directory (if it was made with the same configuration), so on the CPU a run that is killed and restarted ends
+with the same bytes in ``encoder.safetensors`` as one that never stopped.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from genssl import __version__
+from genssl.augment import BatchAugment, view_specs
+from genssl.config import dataset_config
+from genssl.distributed import convert_sync_batchnorm, init_from_env, is_distributed
+from genssl.errors import ConfigError, GensslError
+from genssl.methods import METHODS, Method, build_method
+from genssl.models import build_backbone
+from genssl.optim import WarmupCosine, build_optimizer, scaled_lr, split_decay_groups
+from genssl.progress import progress
+from genssl.seeding import derive_seed
+from genssl.store import ImageStore
+from genssl.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
+from genssl.train.data import training_loader
+
+log = logging.getLogger(__name__)
+
+ENCODER = "encoder.safetensors"
+CHECKPOINT = "checkpoint"
+METRICS = "metrics.csv"
+RUN = "run.json"
+#: Columns of metrics.csv, one row per epoch.
+METRIC_FIELDS = ("epoch", "loss", "lr", "seconds", "images_per_second")
+
+
+class NonFiniteLossError(GensslError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+def run_config(config: dict[str, Any], method: str, augmentation: str) -> dict[str, Any]:
+    """The part of the study configuration that determines one pretraining run (what its checkpoint must match)."""
+    if method not in config["methods"]:
+        known = ", ".join(sorted(config["methods"])) or "(none)"
+        raise ConfigError(
+            f"methods.{method}: not configured; configured methods: {known} (implemented: {', '.join(sorted(METHODS))})"
+        )
+    if augmentation not in config["augmentations"]:
+        known = ", ".join(sorted(config["augmentations"]))
+        raise ConfigError(f"augmentations.{augmentation}: not configured; configured: {known}")
+    dataset = config["pretrain"]["dataset"]
+    return {
+        "seed": config["seed"],
+        "dataset": dataset,
+        "data": dataset_config(config, dataset),
+        "pretrain": config["pretrain"],
+        "method": method,
+        "method_config": config["methods"][method],
+        "augmentation": augmentation,
+        "augmentation_config": config["augmentations"][augmentation],
+    }
+
+
+def _digest(cfg: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+
+
+def _device(requested: str, local_rank: int) -> torch.device:
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("pretrain.device: 'cuda' requested but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def _optimizer(method: nn.Module, cfg: dict[str, Any], lr: float) -> torch.optim.Optimizer:
+    groups = method.param_groups()
+    main, _ = groups[0]
+    extra = []
+    for named, options in groups[1:]:
+        regular, excluded = split_decay_groups(named) if cfg["exclude_bias_n_norm"] else ([p for _, p in named], [])
+        group_lr = lr * options.get("lr_scale", 1.0)
+        if regular:
+            extra.append({"params": regular, "lr": group_lr, "fixed_lr": options.get("fixed_lr", False)})
+        if excluded:
+            group = {
+                "params": excluded,
+                "lr": group_lr,
+                "weight_decay": 0.0,
+                "fixed_lr": options.get("fixed_lr", False),
+            }
+            if cfg["optimizer"] == "lars":
+                group["exclude"] = True
+            extra.append(group)
+    return build_optimizer(
+        main,
+        cfg["optimizer"],
+        lr=lr,
+        weight_decay=cfg["weight_decay"],
+        momentum=cfg["momentum"],
+        eta=cfg["eta"],
+        betas=tuple(cfg["betas"]),
+        exclude_bias_n_norm=cfg["exclude_bias_n_norm"],
+        extra_groups=extra,
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+#: The one metadata key of encoder.safetensors: JSON {"backbone": <backbone config>, "feature_dim": D}.
+#: One key only: safetensors writes a metadata map in no fixed order, which would break byte identity.
+ENCODER_METADATA = "genssl.encoder"
+
+
+def save_encoder(path: Path, backbone: nn.Module, backbone_config: dict[str, Any], feature_dim: int) -> None:
+    """Write the backbone's state dict (what probes and similarity read) with its configuration as metadata."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
+    info = {"backbone": backbone_config, "feature_dim": feature_dim}
+    metadata = {ENCODER_METADATA: json.dumps(info, sort_keys=True)}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def train_step(
+    model: nn.Module,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    augment: BatchAugment,
+    images: torch.Tensor,
+    indices: torch.Tensor,
+    generator: torch.Generator,
+    step: int,
+    total_steps: int,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    grad_clip: float = 0.0,
+) -> torch.Tensor:
+    """One optimiser step on a uint8 batch already on the device: views, loss, backward, [clip,] step, momentum.
+
+    ``model`` is ``method`` or its DDP wrapper; ``step`` counts from 0. Returns the detached loss; raises
+    ``FloatingPointError`` if it is not finite (before any parameter changes).
+    """
+    views = augment(images, generator)
+    if channels_last:
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        loss, _ = model(views, indices)
+    loss = loss.float()
+    if not torch.isfinite(loss.detach()).item():
+        raise FloatingPointError(f"the loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    method.after_step(step + 1, total_steps)
+    return loss.detach()
+
+
+def pretrain(
+    config: dict[str, Any],
+    method_name: str,
+    augmentation: str,
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Pretrain ``method_name`` with ``augmentation`` on the store ``data_dir``; write ``out_dir``; return run.json."""
+    cfg = run_config(config, method_name, augmentation)
+    pcfg, mcfg = cfg["pretrain"], cfg["method_config"]
+    seed = cfg["seed"]
+    out = Path(out_dir)
+    digest = _digest(cfg)
+
+    device = _device(pcfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world, _ = init_from_env(device.type)
+    main_process = rank == 0
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = not pcfg["cudnn_deterministic"]
+        torch.backends.cudnn.deterministic = pcfg["cudnn_deterministic"]
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    store = ImageStore(data_dir)
+    if store.shape is None:
+        raise ConfigError(
+            f"datasets.{cfg['dataset']}: pretraining needs a store of one image shape (resize "
+            f"center_crop or stretch); {data_dir} holds images of varying size"
+        )
+    train_indices = store.split("train")
+    batch = mcfg.get("batch_size", pcfg["batch_size"])
+    key = "methods." + method_name + ".batch_size" if "batch_size" in mcfg else "pretrain.batch_size"
+    if batch > len(train_indices):
+        raise ConfigError(
+            f"{key}: batch of {batch} is larger than the {len(train_indices)} training images of {cfg['dataset']}"
+        )
+    if batch % world:
+        raise ConfigError(f"{key}: batch of {batch} is not divisible by the {world} processes")
+    local_batch = batch // world
+    steps_per_epoch = len(train_indices) // batch
+    total_steps = steps_per_epoch * pcfg["epochs"]
+    warmup_steps = min(total_steps, round(pcfg["warmup_epochs"] * steps_per_epoch))
+
+    torch.manual_seed(derive_seed(seed, "init", method_name))
+    backbone, feature_dim = build_backbone(pcfg["backbone"])
+    method = build_method(method_name, backbone, feature_dim, mcfg)
+    if pcfg["sync_bn"] and world > 1:
+        method = convert_sync_batchnorm(method, device.type)
+    method.to(device)
+    channels_last = device.type == "cuda" and pcfg["channels_last"]
+    if channels_last:
+        method.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(method, mcfg, scaled_lr(mcfg["lr"], batch))
+    schedule = WarmupCosine(total_steps, warmup_steps, pcfg["warmup_start"], pcfg["min_lr_factor"])
+    autocast_dtype = _autocast_dtype(pcfg["precision"], device)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
+    model: nn.Module = method
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+        )
+
+    checkpoint_dir = out / CHECKPOINT
+    start_epoch, metrics = 0, []
+    previous = read_trainer_state(checkpoint_dir)
+    if previous is not None and previous.get("config_digest") == digest:
+        state = load_checkpoint(checkpoint_dir, method, optimizer)
+        start_epoch, metrics = state["epoch"], state["metrics"]
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        log.info("resuming %s/%s from the checkpoint after epoch %d", method_name, augmentation, start_epoch)
+    elif previous is not None:
+        log.warning("ignoring checkpoint %s: it was made with another configuration", checkpoint_dir)
+
+    views_cfg = mcfg["views"]
+    augment = BatchAugment(view_specs(views_cfg), out_size=store.shape[0])
+    loader, sampler = training_loader(
+        store,
+        train_indices,
+        local_batch,
+        derive_seed(seed, "order", method_name, augmentation) % 2**31,
+        rank,
+        world,
+        pcfg["num_workers"],
+        pin_memory=device.type == "cuda",
+    )
+    log.info(
+        "pretraining %s (%s) on %s: %d images, batch %d (x%d processes), %d epochs of %d steps, %s on %s",
+        method_name,
+        augmentation,
+        cfg["dataset"],
+        len(train_indices),
+        batch,
+        world,
+        pcfg["epochs"],
+        steps_per_epoch,
+        autocast_dtype or torch.float32,
+        device,
+    )
+
+    method.train()
+    for epoch in range(start_epoch, pcfg["epochs"]):
+        sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        lr = 0.0
+        batches = progress(loader, total=steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
+        for step_in_epoch, (images, indices) in enumerate(batches):
+            step = epoch * steps_per_epoch + step_in_epoch
+            schedule.set_step(optimizer, step)
+            lr = optimizer.param_groups[0]["lr"]
+            generator = torch.Generator().manual_seed(
+                derive_seed(seed, "views", method_name, augmentation, epoch, step_in_epoch, rank)
+            )
+            try:
+                loss = train_step(
+                    model,
+                    method,
+                    optimizer,
+                    scaler,
+                    augment,
+                    images.to(device, non_blocking=True),
+                    indices.to(device, non_blocking=True),
+                    generator,
+                    step,
+                    total_steps,
+                    autocast_dtype,
+                    channels_last,
+                    pcfg["grad_clip"],
+                )
+            except FloatingPointError as err:
+                kept = checkpoint_dir if checkpoint_dir.exists() else "(none saved yet)"
+                raise NonFiniteLossError(
+                    f"{method_name}/{augmentation}: {err} at epoch {epoch + 1}, step {step_in_epoch + 1} of "
+                    f"{steps_per_epoch} (global step {step + 1}); the last good checkpoint is kept in {kept}"
+                ) from None
+            loss_sum += loss
+        if is_distributed():
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= world
+        seconds = time.perf_counter() - started
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(loss_sum) / steps_per_epoch,
+            "lr": lr,
+            "seconds": seconds,
+            "images_per_second": steps_per_epoch * batch / seconds,
+        }
+        metrics.append(row)
+        log.info(
+            "epoch %d/%d: loss %.4f, lr %.4g, %.1f s, %.0f images/s",
+            epoch + 1,
+            pcfg["epochs"],
+            row["loss"],
+            lr,
+            seconds,
+            row["images_per_second"],
+        )
+        last = epoch + 1 == pcfg["epochs"]
+        if (epoch + 1) % pcfg["checkpoint_every"] == 0 or last:
+            if main_process:
+                trainer_state = {
+                    "epoch": epoch + 1,
+                    "step": step + 1,
+                    "metrics": metrics,
+                    "config_digest": digest,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                }
+                save_checkpoint(checkpoint_dir, method, optimizer, trainer_state)
+            if is_distributed():
+                torch.distributed.barrier()
+
+    if not metrics:
+        raise GensslError(f"{method_name}/{augmentation}: no epoch was trained")
+    run = {
+        "dataset": cfg["dataset"],
+        "method": method_name,
+        "augmentation": augmentation,
+        "seed": seed,
+        "config": cfg,
+        "versions": {
+            "genssl": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "device": str(device),
+        "world_size": world,
+        "precision": str(autocast_dtype or torch.float32).removeprefix("torch."),
+        "batch_size": batch,
+        "steps": total_steps,
+        "feature_dim": feature_dim,
+        "final": {
+            "loss": metrics[-1]["loss"],
+            "epochs": len(metrics),
+            "seconds": sum(m["seconds"] for m in metrics),
+            "images_per_second": float(np.mean([m["images_per_second"] for m in metrics])),
+        },
+    }
+    if main_process:
+        save_encoder(out / ENCODER, method.backbone, pcfg["backbone"], feature_dim)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(metrics)
+        _write_atomic(out / METRICS, buffer.getvalue().encode())
+        _write_atomic(out / RUN, (json.dumps(run, indent=2, sort_keys=True) + "\n").encode())
+    return run

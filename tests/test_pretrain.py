@@ -1,0 +1,230 @@
+"""The pretraining engine end to end on digits: learning, resume byte identity, bad input and safety."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, safe_open
+
+from genssl.config import validate_config
+from genssl.data.prepare import prepare_dataset
+from genssl.errors import ConfigError
+from genssl.methods import METHODS
+from genssl.methods.simclr import SimCLR
+from genssl.models import build_backbone
+from genssl.seeding import derive_seed
+from genssl.store import ImageStore
+from genssl.train.checkpoint import read_trainer_state
+from genssl.train.trainer import NonFiniteLossError, pretrain
+
+HEADS = {
+    "simclr": {"proj_hidden_dim": 64, "proj_output_dim": 32},
+    # A queue of at most a fifth of the 1,293 training images: a larger one holds keys of the same images.
+    "mocov2plus": {"proj_hidden_dim": 64, "proj_output_dim": 32, "queue_size": 256},
+    "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
+    "simsiam": {"proj_hidden_dim": 64, "proj_output_dim": 64, "pred_hidden_dim": 32},
+    "barlowtwins": {"proj_hidden_dim": 64, "proj_output_dim": 64},
+}
+
+
+def tiny_config(epochs=3, **pretrain):
+    return validate_config(
+        {
+            "seed": 0,
+            "datasets": {"digits": {"source": "digits", "image_size": 16}},
+            "pretrain": {
+                "dataset": "digits",
+                "epochs": epochs,
+                "batch_size": 64,
+                "warmup_epochs": 1,
+                "backbone": {"name": "small_resnet", "width": 8, "blocks": [1, 1]},
+                **pretrain,
+            },
+            "methods": HEADS,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "digits"
+    prepare_dataset(tiny_config(), "digits", path)
+    return path
+
+
+def _features(backbone, store, indices):
+    images = torch.from_numpy(store.get_batch(indices)).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    backbone.eval()
+    with torch.no_grad():
+        return torch.nn.functional.normalize(backbone((images - mean) / std), dim=1)
+
+
+def knn_accuracy(backbone, store, k=20, t=0.1):
+    """Cosine kNN (temperature-weighted votes) of the test split against the train split."""
+    train, test = store.split("train"), store.split("test")
+    f_train, f_test = _features(backbone, store, train), _features(backbone, store, test)
+    y_train = torch.from_numpy(store.labels[train])
+    sims, neighbours = (f_test @ f_train.T).topk(k, dim=1)
+    votes = torch.zeros(len(test), len(store.classes)).scatter_add_(1, y_train[neighbours], (sims / t).exp())
+    return float((votes.argmax(1).numpy() == store.labels[test]).mean())
+
+
+def _encoder(path, config):
+    backbone, _ = build_backbone(config["pretrain"]["backbone"])
+    backbone.load_state_dict(load_file(str(path)))
+    return backbone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_each_method_lowers_its_loss_and_beats_a_random_encoder(method, digits, tmp_path):
+    config = tiny_config(epochs=20)
+    # At 16 px a crop of 8 % of the area (the ImageNet default) leaves about 4 x 4 pixels of a digit.
+    config["methods"][method]["views"]["crop_scale"] = [0.3, 1.0]
+    run = pretrain(config, method, "standard", digits, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
+    losses = [float(r["loss"]) for r in rows]
+    assert np.mean(losses[-3:]) < losses[0], losses
+    assert run["final"]["loss"] == pytest.approx(losses[-1])
+
+    store = ImageStore(digits)
+    torch.manual_seed(derive_seed(0, "init", method))
+    random_encoder, _ = build_backbone(config["pretrain"]["backbone"])
+    trained = knn_accuracy(_encoder(tmp_path / "encoder.safetensors", config), store)
+    untrained = knn_accuracy(random_encoder, store)
+    assert trained > untrained + 0.02, (trained, untrained)
+
+
+def test_outputs_and_run_record(digits, tmp_path):
+    config = tiny_config(epochs=2)
+    pretrain(config, "simclr", "standard", digits, tmp_path)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["method"] == "simclr" and run["augmentation"] == "standard" and run["seed"] == 0
+    assert run["versions"]["torch"] == torch.__version__ and run["world_size"] == 1
+    assert run["batch_size"] == 64 and run["steps"] == 2 * (len(ImageStore(digits).split("train")) // 64)
+    assert run["config"]["method_config"]["lr"] == 0.4
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,lr,seconds,images_per_second"
+    with safe_open(str(tmp_path / "encoder.safetensors"), "pt") as f:
+        info = json.loads(f.metadata()["genssl.encoder"])
+        assert info["backbone"]["width"] == 8 and info["feature_dim"] == 16
+        assert set(f.keys()) == set(build_backbone(config["pretrain"]["backbone"])[0].state_dict())
+    assert read_trainer_state(tmp_path / "checkpoint")["epoch"] == 2
+    # A finished run is not trained again: rerunning resumes after the last epoch and rewrites the same encoder.
+    before = (tmp_path / "encoder.safetensors").read_bytes()
+    pretrain(config, "simclr", "standard", digits, tmp_path)
+    assert (tmp_path / "encoder.safetensors").read_bytes() == before
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(digits, tmp_path):
+    pretrain(tiny_config(epochs=1), "simclr", "standard", digits, tmp_path / "a")
+    other = tiny_config(epochs=1)
+    other["methods"]["simclr"]["temperature"] = 0.5
+    pretrain(other, "simclr", "standard", digits, tmp_path / "a")
+    pretrain(other, "simclr", "standard", digits, tmp_path / "b")
+    assert (tmp_path / "a" / "encoder.safetensors").read_bytes() == (
+        tmp_path / "b" / "encoder.safetensors"
+    ).read_bytes()
+
+
+def _run_cli(config_file, out, env):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "genssl",
+            "pretrain",
+            "--config",
+            str(config_file),
+            "--method",
+            "byol",
+            "--data",
+            str(out.parent.parent / "data"),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_ends_byte_identical(digits, tmp_path, env_with_venv):
+    """SIGKILL mid-epoch, restart: encoder.safetensors equals an uninterrupted run's, byte for byte."""
+    (tmp_path / "data").symlink_to(digits)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config(epochs=4)))
+    uninterrupted = tmp_path / "runs" / "a"
+    assert _run_cli(config_file, uninterrupted, env_with_venv).wait() == 0
+
+    resumed = tmp_path / "runs" / "b"
+    process = _run_cli(config_file, resumed, env_with_venv)
+    deadline = time.monotonic() + 120
+    while (read_trainer_state(resumed / "checkpoint") or {}).get("epoch", 0) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (resumed / "encoder.safetensors").exists()
+    assert read_trainer_state(resumed / "checkpoint")["epoch"] == 2
+
+    restarted = _run_cli(config_file, resumed, env_with_venv)
+    _, err = restarted.communicate()
+    assert restarted.returncode == 0, err
+    assert "resuming byol/standard from the checkpoint after epoch 2" in err
+    assert (resumed / "encoder.safetensors").read_bytes() == (uninterrupted / "encoder.safetensors").read_bytes()
+    losses = [
+        [row.split(",")[1] for row in (d / "metrics.csv").read_text().splitlines()] for d in (uninterrupted, resumed)
+    ]
+    assert losses[0] == losses[1]
+
+
+def test_a_nan_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoint(digits, tmp_path, monkeypatch):
+    class NaNAfter(SimCLR):
+        """SimCLR whose loss turns NaN at its 25th forward pass (step 5 of epoch 2 with 20 steps per epoch)."""
+
+        calls = 0
+
+        def forward(self, views, indices):
+            loss, logs = super().forward(views, indices)
+            NaNAfter.calls += 1
+            return (loss * float("nan") if NaNAfter.calls >= 25 else loss), logs
+
+    monkeypatch.setitem(METHODS, "simclr", NaNAfter)
+    with pytest.raises(NonFiniteLossError) as info:
+        pretrain(tiny_config(epochs=3), "simclr", "standard", digits, tmp_path)
+    message = str(info.value)
+    assert "the loss is nan at epoch 2, step 5 of 20 (global step 25)" in message
+    assert str(tmp_path / "checkpoint") in message
+    state = read_trainer_state(tmp_path / "checkpoint")
+    assert state["epoch"] == 1 and np.isfinite(state["metrics"][0]["loss"])
+    assert not (tmp_path / "encoder.safetensors").exists()
+
+
+def test_bad_input_is_refused_before_training(digits, tmp_path):
+    config = tiny_config()
+    config["pretrain"]["batch_size"] = 5000
+    with pytest.raises(ConfigError, match=r"pretrain.batch_size: batch of 5000 is larger than the 1293 training"):
+        pretrain(config, "simclr", "standard", digits, tmp_path)
+    config = tiny_config()
+    del config["methods"]["byol"]
+    with pytest.raises(ConfigError, match=r"methods.byol: not configured; configured methods: barlowtwins, mocov2plus"):
+        pretrain(config, "byol", "standard", digits, tmp_path)
+    with pytest.raises(ConfigError, match=r"augmentations.generative: not configured; configured: standard"):
+        pretrain(config, "simclr", "generative", digits, tmp_path)
+    assert not any(tmp_path.iterdir())
