@@ -134,7 +134,7 @@ def test_lars_state_dict_round_trip_continues_identically():
     buffer = io.BytesIO()
     torch.save({"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer)
     buffer.seek(0)
-    saved = torch.load(buffer)
+    saved = torch.load(buffer, weights_only=True)
 
     resumed_params, resumed = make()
     with torch.no_grad():

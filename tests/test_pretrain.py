@@ -228,3 +228,27 @@ def test_bad_input_is_refused_before_training(digits, tmp_path):
     with pytest.raises(ConfigError, match=r"augmentations.generative: not configured; configured: standard"):
         pretrain(config, "simclr", "generative", digits, tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_gradient_clipping_bounds_the_global_norm():
+    from genssl.augment import BatchAugment, view_specs
+    from genssl.methods import build_method
+    from genssl.optim import build_optimizer
+    from genssl.train.trainer import train_step
+
+    config = tiny_config()
+    mcfg = config["methods"]["simclr"]
+    images = torch.randint(0, 256, (16, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    norms = {}
+    for clip in (0.0, 0.05):
+        torch.manual_seed(0)
+        method = build_method("simclr", *build_backbone(config["pretrain"]["backbone"]), mcfg)
+        optimizer = build_optimizer(method.param_groups()[0][0], "sgd", lr=0.1, weight_decay=0.0)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        augment = BatchAugment(view_specs(mcfg["views"]), out_size=16)
+        generator = torch.Generator().manual_seed(1)
+        train_step(
+            method, method, optimizer, scaler, augment, images, torch.arange(16), generator, 0, 10, grad_clip=clip
+        )
+        norms[clip] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in method.parameters()])).item()
+    assert norms[0.0] > 0.05 and norms[0.05] == pytest.approx(0.05, rel=1e-4)
