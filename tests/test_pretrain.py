@@ -252,3 +252,11 @@ def test_gradient_clipping_bounds_the_global_norm():
         )
         norms[clip] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in method.parameters()])).item()
     assert norms[0.0] > 0.05 and norms[0.05] == pytest.approx(0.05, rel=1e-4)
+
+
+def test_loader_workers_do_not_change_the_result(digits, tmp_path):
+    """Reading the store in DataLoader worker processes gives the same batches, so the same encoder."""
+    pretrain(tiny_config(epochs=1), "simclr", "standard", digits, tmp_path / "in_process")
+    pretrain(tiny_config(epochs=1, num_workers=2), "simclr", "standard", digits, tmp_path / "workers")
+    encoders = [(tmp_path / d / "encoder.safetensors").read_bytes() for d in ("in_process", "workers")]
+    assert encoders[0] == encoders[1]
