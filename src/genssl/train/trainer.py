@@ -12,6 +12,7 @@ directory (if it was made with the same configuration), so on the CPU a run that
 with the same bytes in ``encoder.safetensors`` as one that never stopped.
 """
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -299,37 +300,38 @@ def pretrain(
         started = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         lr = 0.0
-        batches = progress(loader, total=steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
-        for step_in_epoch, (images, indices) in enumerate(batches):
-            step = epoch * steps_per_epoch + step_in_epoch
-            schedule.set_step(optimizer, step)
-            lr = optimizer.param_groups[0]["lr"]
-            generator = torch.Generator().manual_seed(
-                derive_seed(seed, "views", method_name, augmentation, epoch, step_in_epoch, rank)
-            )
-            try:
-                loss = train_step(
-                    model,
-                    method,
-                    optimizer,
-                    scaler,
-                    augment,
-                    images.to(device, non_blocking=True),
-                    indices.to(device, non_blocking=True),
-                    generator,
-                    step,
-                    total_steps,
-                    autocast_dtype,
-                    channels_last,
-                    pcfg["grad_clip"],
+        bar = progress(loader, total=steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
+        with contextlib.closing(bar) as batches:  # the bar closes also when a step raises
+            for step_in_epoch, (images, indices) in enumerate(batches):
+                step = epoch * steps_per_epoch + step_in_epoch
+                schedule.set_step(optimizer, step)
+                lr = optimizer.param_groups[0]["lr"]
+                generator = torch.Generator().manual_seed(
+                    derive_seed(seed, "views", method_name, augmentation, epoch, step_in_epoch, rank)
                 )
-            except FloatingPointError as err:
-                kept = checkpoint_dir if checkpoint_dir.exists() else "(none saved yet)"
-                raise NonFiniteLossError(
-                    f"{method_name}/{augmentation}: {err} at epoch {epoch + 1}, step {step_in_epoch + 1} of "
-                    f"{steps_per_epoch} (global step {step + 1}); the last good checkpoint is kept in {kept}"
-                ) from None
-            loss_sum += loss
+                try:
+                    loss = train_step(
+                        model,
+                        method,
+                        optimizer,
+                        scaler,
+                        augment,
+                        images.to(device, non_blocking=True),
+                        indices.to(device, non_blocking=True),
+                        generator,
+                        step,
+                        total_steps,
+                        autocast_dtype,
+                        channels_last,
+                        pcfg["grad_clip"],
+                    )
+                except FloatingPointError as err:
+                    kept = checkpoint_dir if checkpoint_dir.exists() else "(none saved yet)"
+                    raise NonFiniteLossError(
+                        f"{method_name}/{augmentation}: {err} at epoch {epoch + 1}, step {step_in_epoch + 1} of "
+                        f"{steps_per_epoch} (global step {step + 1}); the last good checkpoint is kept in {kept}"
+                    ) from None
+                loss_sum += loss
         if is_distributed():
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= world
