@@ -50,7 +50,11 @@ def measure(name: str, config: dict, batch: int, size: int, steps: int) -> tuple
         0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
     )
     indices = torch.arange(batch)
-    mcfg = dict(config["methods"].get(name) or validate_config({"methods": {name: {}}})["methods"][name])
+    if name not in config["methods"]:
+        raise SystemExit(
+            f"method {name!r} is not in the config's `methods`; configured: {', '.join(config['methods'])}"
+        )
+    mcfg = dict(config["methods"][name])
     if name == "mocov2plus":
         mcfg["queue_size"] = batch * max(1, mcfg["queue_size"] // batch)
     torch.manual_seed(0)

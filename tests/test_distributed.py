@@ -42,7 +42,7 @@ def _views() -> list[torch.Tensor]:
 
 
 def _step(model: nn.Module, views: list[torch.Tensor], method: nn.Module) -> dict[str, torch.Tensor]:
-    loss, _ = model(views, torch.arange(views[0].shape[0]))
+    loss = model(views, torch.arange(views[0].shape[0]))
     loss.backward()
     result = {"loss": loss.detach().reshape(1)}
     result.update({f"grad/{n}": p.grad for n, p in method.named_parameters() if p.grad is not None})

@@ -288,3 +288,15 @@ def test_cosine_momentum():
     assert cosine_momentum(25, 100, 0.99, 1.0) == pytest.approx(1.0 - 0.01 * (math.cos(math.pi / 4) + 1) / 2)
     assert cosine_momentum(100, 100, 0.996, 1.0) == 1.0
     assert cosine_momentum(150, 100, 0.996, 1.0) == 1.0
+
+
+def test_decay_groups_carry_options_and_exclude_norms_for_lars():
+    from genssl.optim import decay_groups
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    groups = decay_groups(model.named_parameters(), "lars", 0.1, fixed_lr=True)
+    assert [len(g["params"]) for g in groups] == [1, 3]
+    assert groups[0] == {"params": [model[0].weight], "weight_decay": 0.1, "fixed_lr": True}
+    assert groups[1]["weight_decay"] == 0.0 and groups[1]["exclude"] is True and groups[1]["fixed_lr"] is True
+    assert "exclude" not in decay_groups(model.named_parameters(), "sgd", 0.1)[1]
+    assert len(decay_groups(model.named_parameters(), "sgd", 0.1, exclude_bias_n_norm=False)) == 1

@@ -121,3 +121,17 @@ def test_writer_refuses_inconsistent_input(tmp_path):
     writer.add(bytes(48))
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.1"):
         writer.close(np.array([2]), ["a", "b"], {}, {})
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path):
+    from genssl.atomic import atomic_file
+
+    target = tmp_path / "run.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    with atomic_file(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]

@@ -1,4 +1,4 @@
-"""Write an artifact directory completely or not at all.
+"""Write an artifact directory or file completely or not at all.
 
 An artifact is written into a temporary sibling of its final path and renamed into place only when the
 writer finished without error; on error the temporary directory is removed. A crash therefore never
@@ -37,3 +37,17 @@ def atomic_directory(final: str | os.PathLike[str]) -> Iterator[Path]:
     os.rename(tmp, final)
     if old.exists():
         shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def atomic_file(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``final`` to write; it replaces ``final`` when the block exits cleanly and is
+    removed otherwise."""
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, final)

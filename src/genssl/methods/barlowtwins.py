@@ -36,6 +36,6 @@ class BarlowTwins(Method):
         super().__init__(backbone, feature_dim, config)
         self.projector = mlp(feature_dim, config["proj_hidden_dim"], config["proj_output_dim"], hidden_layers=2)
 
-    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         z1, z2 = (self.projector(self.backbone(v)) for v in views)
-        return barlow_twins_loss(z1, z2, self.config["lambda"], self.config["scale_loss"]), {}
+        return barlow_twins_loss(z1, z2, self.config["lambda"], self.config["scale_loss"])

@@ -2,11 +2,10 @@
 
 A method is an ``nn.Module`` holding the backbone, its heads and any momentum networks or queues (all of which
 are saved in checkpoints). The trainer augments each batch into ``n_views`` views and calls
-``loss, logs = method(views, indices)``; it then runs backward and the optimiser step and calls
+``loss = method(views, indices)`` (a scalar); it then runs backward and the optimiser step and calls
 ``method.after_step(step, total_steps)`` (momentum updates). ``indices`` are the dataset indices of the batch
 (used by DIET-style methods). ``param_groups()`` lists the trainable parameters for the optimiser:
-``(named_parameters, options)`` pairs, where options may hold ``lr_scale`` (a multiple of the method's lr) and
-``fixed_lr`` (no schedule).
+``(named_parameters, options)`` pairs, where options may hold ``fixed_lr`` (the group keeps its initial lr).
 """
 
 from typing import Any
@@ -32,7 +31,7 @@ class Method(nn.Module):
         self.feature_dim = feature_dim
         self.config = config
 
-    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def param_groups(self) -> ParamGroups:

@@ -32,11 +32,11 @@ class BYOL(Method):
         self.momentum_backbone = momentum_copy(backbone)
         self.momentum_projector = momentum_copy(self.projector)
 
-    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         p1, p2 = (self.predictor(self.projector(self.backbone(v))) for v in views)
         with torch.no_grad():
             t1, t2 = (self.momentum_projector(self.momentum_backbone(v)) for v in views)
-        return byol_loss(p1, t2) + byol_loss(p2, t1), {}
+        return byol_loss(p1, t2) + byol_loss(p2, t1)
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Momentum update after optimiser step ``step``, with ``tau`` of step ``step - 1`` (a function of the step

@@ -56,14 +56,14 @@ class MoCoV2Plus(Method):
         self.queue[:, :, ptr : ptr + n] = keys.permute(0, 2, 1)
         self.queue_ptr[0] = (ptr + n) % size
 
-    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         q1, q2 = (F.normalize(self.projector(self.backbone(v)), dim=1) for v in views)
         with torch.no_grad():
             k1, k2 = (F.normalize(self.momentum_projector(self.momentum_backbone(v)), dim=1) for v in views)
         queue = self.queue.clone()
         loss = (moco_loss(q1, k2, queue[1], self.temperature) + moco_loss(q2, k1, queue[0], self.temperature)) / 2
         self._enqueue(k1.float(), k2.float())
-        return loss, {}
+        return loss
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Momentum update after optimiser step ``step``, with ``tau`` of step ``step - 1`` (a function of the step

@@ -46,6 +46,6 @@ class SimCLR(Method):
         self.temperature = config["temperature"]
         self.projector = mlp(feature_dim, config["proj_hidden_dim"], config["proj_output_dim"])
 
-    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         z1, z2 = (self.projector(self.backbone(v)) for v in views)
-        return nt_xent_loss(z1, z2, self.temperature), {}
+        return nt_xent_loss(z1, z2, self.temperature)

@@ -36,7 +36,7 @@ class SimSiam(Method):
         predictor = [(n, p) for n, p in named if n.startswith("predictor.")]
         return [(main, {}), (predictor, {"fixed_lr": True})]
 
-    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         z1, z2 = (self.projector(self.backbone(v)) for v in views)
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        return simsiam_loss(p1, z2) / 2 + simsiam_loss(p2, z1) / 2, {}
+        return simsiam_loss(p1, z2) / 2 + simsiam_loss(p2, z1) / 2

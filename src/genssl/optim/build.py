@@ -30,6 +30,31 @@ def split_decay_groups(
     return regular, excluded
 
 
+def decay_groups(
+    named_params: Iterable[tuple[str, torch.nn.Parameter]],
+    name: str,
+    weight_decay: float,
+    exclude_bias_n_norm: bool = True,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Param groups of ``named_params`` for optimiser ``name``: a regular group with ``weight_decay`` and, with
+    ``exclude_bias_n_norm``, a group of biases and normalisation parameters with weight decay 0 (and
+    ``exclude=True`` for LARS). Empty groups are left out; ``options`` (e.g. ``fixed_lr``) go into every group."""
+    named_params = list(named_params)
+    if exclude_bias_n_norm:
+        regular, excluded = split_decay_groups(named_params)
+    else:
+        regular, excluded = [p for _, p in named_params], []
+    groups: list[dict[str, Any]] = []
+    if regular:
+        groups.append({"params": regular, "weight_decay": weight_decay, **options})
+    if excluded:
+        groups.append({"params": excluded, "weight_decay": 0.0, **options})
+        if name == "lars":
+            groups[-1]["exclude"] = True
+    return groups
+
+
 def scaled_lr(base_lr: float, batch_size: int) -> float:
     """Linear scaling rule: ``lr = base_lr * batch_size / 256`` (``batch_size`` = the GLOBAL batch, all processes)."""
     return base_lr * batch_size / 256
@@ -49,7 +74,7 @@ def build_optimizer(
     """Build ``name`` (``"sgd"``, ``"lars"`` or ``"adamw"``) over ``named_params``.
 
     ``lr`` is the already scaled learning rate (see :func:`scaled_lr`). With ``exclude_bias_n_norm`` the params
-    are split by :func:`split_decay_groups` into a regular group (``weight_decay``) and an excluded group
+    are split by :func:`decay_groups` into a regular group (``weight_decay``) and an excluded group
     (weight decay 0, and ``exclude=True`` for LARS); otherwise they form one regular group. Empty groups are left
     out. SGD is ``torch.optim.SGD`` with ``momentum``, LARS is :class:`genssl.optim.lars.LARS` with ``momentum`` and
     ``eta``, AdamW is ``torch.optim.AdamW`` with ``betas``.
@@ -65,18 +90,7 @@ def build_optimizer(
     """
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    named_params = list(named_params)
-    if exclude_bias_n_norm:
-        regular, excluded = split_decay_groups(named_params)
-    else:
-        regular, excluded = [p for _, p in named_params], []
-    groups: list[dict[str, Any]] = []
-    if regular:
-        groups.append({"params": regular, "weight_decay": weight_decay})
-    if excluded:
-        groups.append({"params": excluded, "weight_decay": 0.0})
-        if name == "lars":
-            groups[-1]["exclude"] = True
+    groups = decay_groups(named_params, name, weight_decay, exclude_bias_n_norm)
     for extra in extra_groups or []:
         group = dict(extra)
         params = group["params"]

@@ -30,13 +30,14 @@ from safetensors.torch import save_file
 from torch import nn
 
 from genssl import __version__
+from genssl.atomic import atomic_file
 from genssl.augment import BatchAugment, view_specs
 from genssl.config import dataset_config
 from genssl.distributed import convert_sync_batchnorm, init_from_env, is_distributed
 from genssl.errors import ConfigError, GensslError
 from genssl.methods import METHODS, Method, build_method
 from genssl.models import build_backbone
-from genssl.optim import WarmupCosine, build_optimizer, scaled_lr, split_decay_groups
+from genssl.optim import WarmupCosine, build_optimizer, decay_groups, scaled_lr
 from genssl.progress import progress
 from genssl.seeding import derive_seed
 from genssl.store import ImageStore
@@ -100,25 +101,15 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
-def _optimizer(method: nn.Module, cfg: dict[str, Any], lr: float) -> torch.optim.Optimizer:
-    groups = method.param_groups()
-    main, _ = groups[0]
-    extra = []
-    for named, options in groups[1:]:
-        regular, excluded = split_decay_groups(named) if cfg["exclude_bias_n_norm"] else ([p for _, p in named], [])
-        group_lr = lr * options.get("lr_scale", 1.0)
-        if regular:
-            extra.append({"params": regular, "lr": group_lr, "fixed_lr": options.get("fixed_lr", False)})
-        if excluded:
-            group = {
-                "params": excluded,
-                "lr": group_lr,
-                "weight_decay": 0.0,
-                "fixed_lr": options.get("fixed_lr", False),
-            }
-            if cfg["optimizer"] == "lars":
-                group["exclude"] = True
-            extra.append(group)
+def _optimizer(method: Method, cfg: dict[str, Any], lr: float) -> torch.optim.Optimizer:
+    """The method's optimiser: its first param group at the method's settings, further groups (e.g. SimSiam's
+    predictor) split the same way and carrying their options (``fixed_lr``)."""
+    (main, _), *others = method.param_groups()
+    extra = [
+        group
+        for named, options in others
+        for group in decay_groups(named, cfg["optimizer"], cfg["weight_decay"], cfg["exclude_bias_n_norm"], **options)
+    ]
     return build_optimizer(
         main,
         cfg["optimizer"],
@@ -132,12 +123,6 @@ def _optimizer(method: nn.Module, cfg: dict[str, Any], lr: float) -> torch.optim
     )
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 #: The one metadata key of encoder.safetensors: JSON {"backbone": <backbone config>, "feature_dim": D}.
 #: One key only: safetensors writes a metadata map in no fixed order, which would break byte identity.
 ENCODER_METADATA = "genssl.encoder"
@@ -148,9 +133,8 @@ def save_encoder(path: Path, backbone: nn.Module, backbone_config: dict[str, Any
     tensors = {k: v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
     info = {"backbone": backbone_config, "feature_dim": feature_dim}
     metadata = {ENCODER_METADATA: json.dumps(info, sort_keys=True)}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def train_step(
@@ -177,7 +161,7 @@ def train_step(
     if channels_last:
         views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss, _ = model(views, indices)
+        loss = model(views, indices)
     loss = loss.float()
     if not torch.isfinite(loss.detach()).item():
         raise FloatingPointError(f"the loss is {loss.item()}")
@@ -400,6 +384,8 @@ def pretrain(
         writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(metrics)
-        _write_atomic(out / METRICS, buffer.getvalue().encode())
-        _write_atomic(out / RUN, (json.dumps(run, indent=2, sort_keys=True) + "\n").encode())
+        with atomic_file(out / METRICS) as tmp:
+            tmp.write_text(buffer.getvalue())
+        with atomic_file(out / RUN) as tmp:
+            tmp.write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     return run
