@@ -32,6 +32,9 @@ HEADS = {
     "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
     "simsiam": {"proj_hidden_dim": 64, "proj_output_dim": 64, "pred_hidden_dim": 32},
     "barlowtwins": {"proj_hidden_dim": 64, "proj_output_dim": 64},
+    # DIET learns slowly: 400 steps need a higher lr than public DIET code's 1e-3 (which trains 1000s of epochs).
+    "diet": {"lr": 0.01},
+    "sdiet": {"proj_hidden_dim": 64, "proj_output_dim": 32, "lr": 0.1},
 }
 
 
@@ -223,7 +226,9 @@ def test_bad_input_is_refused_before_training(digits, tmp_path):
         pretrain(config, "simclr", "standard", digits, tmp_path)
     config = tiny_config()
     del config["methods"]["byol"]
-    with pytest.raises(ConfigError, match=r"methods.byol: not configured; configured methods: barlowtwins, mocov2plus"):
+    with pytest.raises(
+        ConfigError, match=r"methods.byol: not configured; configured methods: barlowtwins, diet, mocov2plus"
+    ):
         pretrain(config, "byol", "standard", digits, tmp_path)
     with pytest.raises(ConfigError, match=r"augmentations.generative: not configured; configured: standard"):
         pretrain(config, "simclr", "generative", digits, tmp_path)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from genssl.distributed import gather_with_grad
-from genssl.methods.base import Method
+from genssl.methods.base import Method, RunContext
 from genssl.methods.heads import mlp
 
 
@@ -30,10 +30,10 @@ def barlow_twins_loss(
 class BarlowTwins(Method):
     """Projector: 2 x (Linear-BN-ReLU), Linear; loss :func:`barlow_twins_loss` with ``lambda`` and ``scale``."""
 
-    views_preset = "byol"
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: dict[str, Any]) -> None:
-        super().__init__(backbone, feature_dim, config)
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
+    ) -> None:
+        super().__init__(backbone, feature_dim, config, context)
         self.projector = mlp(feature_dim, config["proj_hidden_dim"], config["proj_output_dim"], hidden_layers=2)
 
     def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:

@@ -3,15 +3,40 @@
 A method is an ``nn.Module`` holding the backbone, its heads and any momentum networks or queues (all of which
 are saved in checkpoints). The trainer augments each batch into ``n_views`` views and calls
 ``loss = method(views, indices)`` (a scalar); it then runs backward and the optimiser step and calls
-``method.after_step(step, total_steps)`` (momentum updates). ``indices`` are the dataset indices of the batch
-(used by DIET-style methods). ``param_groups()`` lists the trainable parameters for the optimiser:
-``(named_parameters, options)`` pairs, where options may hold ``fixed_lr`` (the group keeps its initial lr).
+``method.after_step(step, total_steps)`` (momentum updates). ``indices`` are the positions ``0 .. N - 1`` of the
+batch's images in the training split (DIET's class labels). ``param_groups()`` lists the trainable parameters
+for the optimiser: ``(named_parameters, options)`` pairs, where options may hold ``fixed_lr`` (the group keeps
+its initial lr).
+
+State a method keeps outside the module and the optimiser (S-DIET's head on disk) goes through four hooks, all
+no-ops by default: ``open_external`` (fresh, or from a checkpoint), ``update_external`` (after each optimiser
+step, with the loss scale), ``save_external`` (into a checkpoint being written) and ``close_external``.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a method may know about its run besides its config (given by the trainer)."""
+
+    #: N: images in the training split.
+    num_samples: int
+    #: T: optimiser steps of the whole run.
+    total_steps: int
+    #: The learning rate of the first param group at optimiser step t (1-based): ``lr(t)``.
+    lr: Callable[[int], float]
+    #: The run's output directory (for files the method keeps there).
+    out_dir: Path
+    #: The study seed.
+    seed: int
+
 
 #: Optimiser parameter groups: (named parameters, options) pairs.
 ParamGroups = list[tuple[list[tuple[str, nn.Parameter]], dict[str, Any]]]
@@ -22,14 +47,15 @@ class Method(nn.Module):
 
     #: Number of augmented views per image the trainer must provide.
     n_views: int = 2
-    #: Name of the standard augmentation preset the method uses by default (symmetric or asymmetric views).
-    views_preset: str = "simclr"
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: dict[str, Any]) -> None:
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
         self.config = config
+        self.context = context
 
     def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -40,3 +66,18 @@ class Method(nn.Module):
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after every optimiser step (``step`` counts from 1); momentum methods update targets here."""
+
+    def open_external(self, checkpoint: Path | None, step: int) -> None:
+        """Set up the state kept outside the module: fresh (``checkpoint`` None) or as saved in ``checkpoint``
+        after optimiser step ``step``."""
+
+    def update_external(self, step: int, grad_scale: float, skipped: bool) -> None:
+        """After optimiser step ``step`` (from 1): gradients are multiplied by ``grad_scale`` (the AMP loss scale);
+        ``skipped`` when the scaler skipped the step (non-finite gradients)."""
+
+    def save_external(self, directory: Path | None) -> None:
+        """Write the external state into the checkpoint directory being written. Called on every process: the
+        one that writes the checkpoint passes its directory, the others ``None``."""
+
+    def close_external(self, completed: bool) -> None:
+        """Release the external state; ``completed`` when training finished (finalise it then)."""

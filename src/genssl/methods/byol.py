@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genssl.methods.base import Method
+from genssl.methods.base import Method, RunContext
 from genssl.methods.heads import mlp, momentum_copy, momentum_update
 from genssl.optim.schedule import cosine_momentum
 
@@ -22,10 +22,10 @@ class BYOL(Method):
     backbone and projector. Loss ``byol_loss(p1, z2') + byol_loss(p2, z1')``; the target is updated by
     ``xi <- tau xi + (1 - tau) theta`` after each step, ``tau`` from ``base_tau`` to ``final_tau`` on a cosine."""
 
-    views_preset = "byol"
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: dict[str, Any]) -> None:
-        super().__init__(backbone, feature_dim, config)
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
+    ) -> None:
+        super().__init__(backbone, feature_dim, config, context)
         out = config["proj_output_dim"]
         self.projector = mlp(feature_dim, config["proj_hidden_dim"], out)
         self.predictor = mlp(out, config["pred_hidden_dim"], out)

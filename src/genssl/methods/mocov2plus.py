@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genssl.distributed import gather_with_grad
-from genssl.methods.base import Method
+from genssl.methods.base import Method, RunContext
 from genssl.methods.heads import momentum_copy, momentum_update
 from genssl.optim.schedule import cosine_momentum
 
@@ -30,10 +30,10 @@ class MoCoV2Plus(Method):
     ``tau`` goes from ``base_tau`` to ``final_tau`` on a cosine schedule over training.
     """
 
-    views_preset = "byol"
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: dict[str, Any]) -> None:
-        super().__init__(backbone, feature_dim, config)
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
+    ) -> None:
+        super().__init__(backbone, feature_dim, config, context)
         self.temperature = config["temperature"]
         self.projector = nn.Sequential(
             nn.Linear(feature_dim, config["proj_hidden_dim"]),

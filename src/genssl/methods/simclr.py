@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genssl.distributed import gather_with_grad, rank
-from genssl.methods.base import Method
+from genssl.methods.base import Method, RunContext
 from genssl.methods.heads import mlp
 
 
@@ -39,10 +39,10 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torc
 class SimCLR(Method):
     """Backbone -> projector (Linear-BN-ReLU-Linear) -> NT-Xent with temperature ``T``."""
 
-    views_preset = "simclr"
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: dict[str, Any]) -> None:
-        super().__init__(backbone, feature_dim, config)
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
+    ) -> None:
+        super().__init__(backbone, feature_dim, config, context)
         self.temperature = config["temperature"]
         self.projector = mlp(feature_dim, config["proj_hidden_dim"], config["proj_output_dim"])
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genssl.methods.base import Method, ParamGroups
+from genssl.methods.base import Method, ParamGroups, RunContext
 from genssl.methods.heads import mlp
 
 
@@ -20,10 +20,10 @@ class SimSiam(Method):
     bias - BN - ReLU - Linear. Loss ``D(p1, z2) / 2 + D(p2, z1) / 2``. The predictor keeps a fixed lr (no
     schedule), as in the paper."""
 
-    views_preset = "simclr"
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, config: dict[str, Any]) -> None:
-        super().__init__(backbone, feature_dim, config)
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
+    ) -> None:
+        super().__init__(backbone, feature_dim, config, context)
         out = config["proj_output_dim"]
         self.projector = mlp(
             feature_dim, config["proj_hidden_dim"], out, hidden_layers=2, hidden_bias=False, last_bn=True

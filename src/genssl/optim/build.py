@@ -70,6 +70,7 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     exclude_bias_n_norm: bool = True,
     extra_groups: list[dict[str, Any]] | None = None,
+    eps: float = 1e-8,
 ) -> torch.optim.Optimizer:
     """Build ``name`` (``"sgd"``, ``"lars"`` or ``"adamw"``) over ``named_params``.
 
@@ -77,7 +78,7 @@ def build_optimizer(
     are split by :func:`decay_groups` into a regular group (``weight_decay``) and an excluded group
     (weight decay 0, and ``exclude=True`` for LARS); otherwise they form one regular group. Empty groups are left
     out. SGD is ``torch.optim.SGD`` with ``momentum``, LARS is :class:`genssl.optim.lars.LARS` with ``momentum`` and
-    ``eta``, AdamW is ``torch.optim.AdamW`` with ``betas``.
+    ``eta``, AdamW is ``torch.optim.AdamW`` with ``betas`` and ``eps``.
 
     ``extra_groups`` (e.g. a predictor or a linear probe with its own learning rate) are appended as given, after
     the model's groups: each dict has ``"params"`` and optionally ``"lr"`` / ``"weight_decay"`` (defaulting to
@@ -103,7 +104,7 @@ def build_optimizer(
     elif name == "lars":
         optimizer = LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     for group in optimizer.param_groups:
         group["initial_lr"] = group["lr"]
     return optimizer

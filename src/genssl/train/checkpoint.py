@@ -14,6 +14,7 @@ only (no ``torch.load``).
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     trainer_state: dict[str, Any],
+    extra: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write the checkpoint ``directory`` (replacing an older one only once the new one is complete)."""
+    """Write the checkpoint ``directory`` (replacing an older one only once the new one is complete); ``extra``
+    writes further files into the directory being written (a method's external state)."""
     model_tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     optimizer_tensors, optimizer_json = _optimizer_tensors(optimizer)
     with atomic_directory(directory) as tmp:
@@ -50,6 +53,8 @@ def save_checkpoint(
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
         state = {"trainer": trainer_state, "optimizer": optimizer_json}
         (tmp / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+        if extra is not None:
+            extra(tmp)
 
 
 def read_trainer_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -4,7 +4,8 @@ The order of epoch ``e`` is torch's ``DistributedSampler`` permutation (seeded w
 so every process gets the same number of images); process ``r`` of ``W`` takes every ``W``-th position from
 ``r``, and its ``k``-th batch of ``B / W`` images is positions ``k B/W .. (k+1) B/W`` of its share. The union of
 the ``k``-th batches of all processes is therefore the same set of images for every ``W``: 2 processes with
-``B / 2`` train on the same global batches as 1 process with ``B``.
+``B / 2`` train on the same global batches as 1 process with ``B``. An epoch is a permutation, so a global batch
+never holds an image twice (S-DIET's batch cross-entropy needs that).
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ from genssl.store import ImageStore
 
 class StoreBatches(Dataset):
     """Dataset over positions ``0 .. len(indices) - 1`` of ``indices`` (store indices); reading a list of
-    positions returns the uint8 batch (B, H, W, 3) and the store indices (B,) in one store read."""
+    positions returns the uint8 batch (B, H, W, 3), in one store read, and the positions (B,)."""
 
     def __init__(self, store: ImageStore, indices: np.ndarray) -> None:
         self.store = store
@@ -26,8 +27,8 @@ class StoreBatches(Dataset):
         return len(self.indices)
 
     def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        chosen = self.indices[np.asarray(positions, dtype=np.int64)]
-        return torch.from_numpy(self.store.get_batch(chosen)), torch.from_numpy(chosen)
+        positions = np.asarray(positions, dtype=np.int64)
+        return torch.from_numpy(self.store.get_batch(self.indices[positions])), torch.from_numpy(positions)
 
 
 def training_loader(

@@ -35,7 +35,7 @@ from genssl.augment import BatchAugment, view_specs
 from genssl.config import dataset_config
 from genssl.distributed import convert_sync_batchnorm, init_from_env, is_distributed
 from genssl.errors import ConfigError, GensslError
-from genssl.methods import METHODS, Method, build_method
+from genssl.methods import METHODS, Method, RunContext, build_method
 from genssl.models import build_backbone
 from genssl.optim import WarmupCosine, build_optimizer, decay_groups, scaled_lr
 from genssl.progress import progress
@@ -120,6 +120,7 @@ def _optimizer(method: Method, cfg: dict[str, Any], lr: float) -> torch.optim.Op
         betas=tuple(cfg["betas"]),
         exclude_bias_n_norm=cfg["exclude_bias_n_norm"],
         extra_groups=extra,
+        eps=cfg["eps"],
     )
 
 
@@ -170,8 +171,10 @@ def train_step(
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
+    scale = scaler.get_scale()
     scaler.step(optimizer)
     scaler.update()
+    method.update_external(step + 1, scale, skipped=scaler.get_scale() < scale)  # the scaler lowers it on a skip
     method.after_step(step + 1, total_steps)
     return loss.detach()
 
@@ -221,17 +224,25 @@ def pretrain(
     total_steps = steps_per_epoch * pcfg["epochs"]
     warmup_steps = min(total_steps, round(pcfg["warmup_epochs"] * steps_per_epoch))
 
+    lr = scaled_lr(mcfg["lr"], batch)
+    schedule = WarmupCosine(total_steps, warmup_steps, pcfg["warmup_start"], pcfg["min_lr_factor"])
+    context = RunContext(
+        num_samples=len(train_indices),
+        total_steps=total_steps,
+        lr=lambda t: lr * schedule.factor(t - 1),
+        out_dir=out,
+        seed=seed,
+    )
     torch.manual_seed(derive_seed(seed, "init", method_name))
     backbone, feature_dim = build_backbone(pcfg["backbone"])
-    method = build_method(method_name, backbone, feature_dim, mcfg)
+    method = build_method(method_name, backbone, feature_dim, mcfg, context)
     if pcfg["sync_bn"] and world > 1:
         method = convert_sync_batchnorm(method, device.type)
     method.to(device)
     channels_last = device.type == "cuda" and pcfg["channels_last"]
     if channels_last:
         method.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(method, mcfg, scaled_lr(mcfg["lr"], batch))
-    schedule = WarmupCosine(total_steps, warmup_steps, pcfg["warmup_start"], pcfg["min_lr_factor"])
+    optimizer = _optimizer(method, mcfg, lr)
     autocast_dtype = _autocast_dtype(pcfg["precision"], device)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
     model: nn.Module = method
@@ -248,9 +259,12 @@ def pretrain(
         start_epoch, metrics = state["epoch"], state["metrics"]
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        method.open_external(checkpoint_dir, state["step"])
         log.info("resuming %s/%s from the checkpoint after epoch %d", method_name, augmentation, start_epoch)
-    elif previous is not None:
-        log.warning("ignoring checkpoint %s: it was made with another configuration", checkpoint_dir)
+    else:
+        if previous is not None:
+            log.warning("ignoring checkpoint %s: it was made with another configuration", checkpoint_dir)
+        method.open_external(None, 0)
 
     views_cfg = mcfg["views"]
     augment = BatchAugment(view_specs(views_cfg), out_size=store.shape[0])
@@ -278,78 +292,85 @@ def pretrain(
         device,
     )
 
-    method.train()
-    for epoch in range(start_epoch, pcfg["epochs"]):
-        sampler.set_epoch(epoch)
-        started = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        lr = 0.0
-        bar = progress(loader, total=steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
-        with contextlib.closing(bar) as batches:  # the bar closes also when a step raises
-            for step_in_epoch, (images, indices) in enumerate(batches):
-                step = epoch * steps_per_epoch + step_in_epoch
-                schedule.set_step(optimizer, step)
-                lr = optimizer.param_groups[0]["lr"]
-                generator = torch.Generator().manual_seed(
-                    derive_seed(seed, "views", method_name, augmentation, epoch, step_in_epoch, rank)
-                )
-                try:
-                    loss = train_step(
-                        model,
-                        method,
-                        optimizer,
-                        scaler,
-                        augment,
-                        images.to(device, non_blocking=True),
-                        indices.to(device, non_blocking=True),
-                        generator,
-                        step,
-                        total_steps,
-                        autocast_dtype,
-                        channels_last,
-                        pcfg["grad_clip"],
+    completed = False
+    try:
+        method.train()
+        for epoch in range(start_epoch, pcfg["epochs"]):
+            sampler.set_epoch(epoch)
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            lr = 0.0
+            bar = progress(loader, total=steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
+            with contextlib.closing(bar) as batches:  # the bar closes also when a step raises
+                for step_in_epoch, (images, indices) in enumerate(batches):
+                    step = epoch * steps_per_epoch + step_in_epoch
+                    schedule.set_step(optimizer, step)
+                    lr = optimizer.param_groups[0]["lr"]
+                    generator = torch.Generator().manual_seed(
+                        derive_seed(seed, "views", method_name, augmentation, epoch, step_in_epoch, rank)
                     )
-                except FloatingPointError as err:
-                    kept = checkpoint_dir if checkpoint_dir.exists() else "(none saved yet)"
-                    raise NonFiniteLossError(
-                        f"{method_name}/{augmentation}: {err} at epoch {epoch + 1}, step {step_in_epoch + 1} of "
-                        f"{steps_per_epoch} (global step {step + 1}); the last good checkpoint is kept in {kept}"
-                    ) from None
-                loss_sum += loss
-        if is_distributed():
-            torch.distributed.all_reduce(loss_sum)
-            loss_sum /= world
-        seconds = time.perf_counter() - started
-        row = {
-            "epoch": epoch + 1,
-            "loss": float(loss_sum) / steps_per_epoch,
-            "lr": lr,
-            "seconds": seconds,
-            "images_per_second": steps_per_epoch * batch / seconds,
-        }
-        metrics.append(row)
-        log.info(
-            "epoch %d/%d: loss %.4f, lr %.4g, %.1f s, %.0f images/s",
-            epoch + 1,
-            pcfg["epochs"],
-            row["loss"],
-            lr,
-            seconds,
-            row["images_per_second"],
-        )
-        last = epoch + 1 == pcfg["epochs"]
-        if (epoch + 1) % pcfg["checkpoint_every"] == 0 or last:
-            if main_process:
-                trainer_state = {
-                    "epoch": epoch + 1,
-                    "step": step + 1,
-                    "metrics": metrics,
-                    "config_digest": digest,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                }
-                save_checkpoint(checkpoint_dir, method, optimizer, trainer_state)
+                    try:
+                        loss = train_step(
+                            model,
+                            method,
+                            optimizer,
+                            scaler,
+                            augment,
+                            images.to(device, non_blocking=True),
+                            indices.to(device, non_blocking=True),
+                            generator,
+                            step,
+                            total_steps,
+                            autocast_dtype,
+                            channels_last,
+                            pcfg["grad_clip"],
+                        )
+                    except FloatingPointError as err:
+                        kept = checkpoint_dir if checkpoint_dir.exists() else "(none saved yet)"
+                        raise NonFiniteLossError(
+                            f"{method_name}/{augmentation}: {err} at epoch {epoch + 1}, step {step_in_epoch + 1} of "
+                            f"{steps_per_epoch} (global step {step + 1}); the last good checkpoint is kept in {kept}"
+                        ) from None
+                    loss_sum += loss
             if is_distributed():
-                torch.distributed.barrier()
+                torch.distributed.all_reduce(loss_sum)
+                loss_sum /= world
+            seconds = time.perf_counter() - started
+            row = {
+                "epoch": epoch + 1,
+                "loss": float(loss_sum) / steps_per_epoch,
+                "lr": lr,
+                "seconds": seconds,
+                "images_per_second": steps_per_epoch * batch / seconds,
+            }
+            metrics.append(row)
+            log.info(
+                "epoch %d/%d: loss %.4f, lr %.4g, %.1f s, %.0f images/s",
+                epoch + 1,
+                pcfg["epochs"],
+                row["loss"],
+                lr,
+                seconds,
+                row["images_per_second"],
+            )
+            last = epoch + 1 == pcfg["epochs"]
+            if (epoch + 1) % pcfg["checkpoint_every"] == 0 or last:
+                if main_process:
+                    trainer_state = {
+                        "epoch": epoch + 1,
+                        "step": step + 1,
+                        "metrics": metrics,
+                        "config_digest": digest,
+                        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                    }
+                    save_checkpoint(checkpoint_dir, method, optimizer, trainer_state, extra=method.save_external)
+                else:
+                    method.save_external(None)
+                if is_distributed():
+                    torch.distributed.barrier()
+        completed = True
+    finally:
+        method.close_external(completed)
 
     if not metrics:
         raise GensslError(f"{method_name}/{augmentation}: no epoch was trained")
