@@ -54,7 +54,7 @@ def _planned_jobs(result) -> dict[str, int]:
 def test_dry_run_of_the_default_config(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 2, "pretrain": 5}
+    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 2, "pretrain": 7}
     for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins"):
         assert f"output: results/pretrain/digits/{method}/standard/encoder.safetensors" in result.stdout
     assert not (workdir / "results").exists()
