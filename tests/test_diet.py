@@ -276,6 +276,51 @@ def test_a_read_waits_for_the_queued_write_of_its_rows(tmp_path, monkeypatch):
     reopened.close()
 
 
+def test_rows_and_ranges_round_trip_through_files_that_memmap_reads(tmp_path):
+    create_head(tmp_path, 50, 6, seed=1)
+    rows = np.array([49, 0, 17])
+    values = np.arange(18, dtype=np.float32).reshape(3, 6)
+    with HeadStore(tmp_path) as store:
+        store.write(rows, values, -values, values**2, step=5)
+        weight, exp_avg, exp_avg_sq, last = store.read(rows)
+        assert (weight == values).all() and (exp_avg == -values).all() and (exp_avg_sq == values**2).all()
+        assert (last == 5).all()
+        store.flush()
+        block = np.ones((4, 6), dtype=np.float32)
+        store.write_range(46, block, block * 2, block * 3, step=9)
+        weight, exp_avg, _, last = store.read_range(44, 60)  # clipped to N = 50
+        assert weight.shape == (6, 6) and (weight[2:] == 1).all() and (exp_avg[2:] == 2).all()
+        assert last.tolist() == [0, 0, 9, 9, 9, 9]
+    on_disk = np.memmap(tmp_path / ARRAYS["weight"], dtype=np.float32, mode="r", shape=(50, 6))
+    assert (on_disk[[0, 17]] == values[[1, 2]]).all() and (on_disk[46:] == 1).all()
+    last_step = np.memmap(tmp_path / LAST_STEP, dtype=np.int64, mode="r", shape=(50,))
+    assert last_step[[0, 17, 30, 49]].tolist() == [5, 5, 0, 9]
+
+
+def _resident_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_scattered_reads_keep_only_the_batch_rows_resident(tmp_path):
+    rows, dim = 200_000, 64
+    create_head(tmp_path, rows, dim, seed=0)
+    rng = np.random.default_rng(0)
+    with HeadStore(tmp_path) as store:
+        before = _resident_file_kib()
+        for _ in range(20):
+            batch = np.sort(rng.choice(rows, 128, replace=False))
+            weight, exp_avg, exp_avg_sq, _ = store.read(batch)
+            store.write(batch, weight, exp_avg, exp_avg_sq, step=1)
+        store.flush()
+        grown = _resident_file_kib() - before
+    # a mapping of the files would hold up to 16 pages per touched row and array (fault-around): ~100 MiB here
+    assert grown < 2048, f"resident file pages grew by {grown} KiB"
+
+
 def test_the_fresh_head_is_deterministic_and_chunked(tmp_path):
     create_head(tmp_path / "a", 20000, 3, seed=4)
     create_head(tmp_path / "b", 20000, 3, seed=4)

@@ -1,25 +1,30 @@
-"""S-DIET's head store: the N x m head ``H`` and its AdamW moments ``M``, ``V`` in memory-mapped files on disk.
+"""S-DIET's head store: the N x m head ``H`` and its AdamW moments ``M``, ``V`` in files on disk, never whole in RAM.
 
-A directory holds::
+A directory holds raw C-order arrays (``np.memmap(path, dtype, mode="r", shape=...)`` opens each one)::
 
-    weight.f32  exp_avg.f32  exp_avg_sq.f32    (N, m) float32, C order      H, M, V
+    weight.f32  exp_avg.f32  exp_avg_sq.f32    (N, m) float32      H, M, V
     last_step.i64                              (N,) int64: the optimiser step each row was last updated at
     head.json                                  {"rows": N, "dim": m, "step": the step every row is caught up to or null}
 
 Only the rows of a batch are ever read into memory (:meth:`HeadStore.read`); updated rows go back through a
 background writer thread (:meth:`HeadStore.write`), one FIFO queue, so the step's compute does not wait for the
 disk. Ordering: a read waits for every queued write that touches one of its rows, and :meth:`flush` (used
-before a checkpoint copies the files, and at the end of training) waits for all of them. After each write the
-writer drops the mapped pages from the process (``madvise(MADV_DONTNEED)``; the data stays in the page cache and
-the file), so the process's resident memory holds a batch of rows, never the head.
+before a checkpoint copies the files, and at the end of training) waits for all of them.
 
-Several processes (DDP) may open the same files and update disjoint rows; a process reading rows another one
-wrote must first let that one finish (:meth:`HeadStore.wait_for`) and meet it at a barrier.
+Rows move with positioned I/O (``pread``/``pwrite`` of each row's bytes at ``row * m * itemsize``), not by indexing
+a mapping of the files: touching a mapped page makes the kernel map its neighbours too (fault-around, up to
+``fault_around_bytes``, 64 KiB by default), so scattered rows read through a mapping leave the process holding
+up to 16 pages per row of each array, and a million-row head adds hundreds of MiB of resident file pages
+(``benchmarks/sdiet_memory.py``). With ``pread`` the head's pages stay in the kernel's page cache, shared and
+evictable, and the process holds exactly the batch's rows.
+
+Several processes (DDP) may open the same files and update disjoint rows (``pwrite`` of disjoint byte ranges);
+a process reading rows another one wrote must first let that one finish (:meth:`HeadStore.wait_for`) and meet
+it at a barrier.
 """
 
 import json
 import math
-import mmap
 import os
 import shutil
 import threading
@@ -39,24 +44,49 @@ META = "head.json"
 CHUNK_ROWS = 8192
 
 
-class _Mapped:
-    """One file mapped read-write, viewed as a numpy array of ``shape``."""
+class _RowFile:
+    """One file of ``rows`` rows of ``width`` items of ``dtype``, read and written row by row at their offsets."""
 
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
-        self.path = path
-        with open(path, "r+b") as f:
-            expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            if os.fstat(f.fileno()).st_size != expected:
-                raise GensslError(f"{path}: expected {expected} bytes for an array of shape {shape}; delete the run")
-            self.map = mmap.mmap(f.fileno(), expected)
-        self.array = np.frombuffer(self.map, dtype=dtype).reshape(shape)
+    def __init__(self, path: Path, dtype: np.dtype, rows: int, width: int) -> None:
+        self.path, self.dtype, self.width = path, dtype, width
+        self.row_bytes = width * dtype.itemsize
+        expected = rows * self.row_bytes
+        self.fd = os.open(path, os.O_RDWR)
+        if os.fstat(self.fd).st_size != expected:
+            os.close(self.fd)
+            raise GensslError(f"{path}: expected {expected} bytes for {rows} rows of {width} {dtype}; delete the run")
 
-    def release_pages(self) -> None:
-        self.map.madvise(mmap.MADV_DONTNEED)
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The rows, in the order given (one ``pread`` per row)."""
+        out = np.empty((len(rows), self.width), dtype=self.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        for i, row in enumerate(rows.tolist()):
+            self._exact(os.preadv(self.fd, [view[i * self.row_bytes : (i + 1) * self.row_bytes]], row * self.row_bytes))
+        return out
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start .. stop - 1`` in one ``pread``."""
+        out = np.empty((stop - start, self.width), dtype=self.dtype)
+        self._exact(os.preadv(self.fd, [out.reshape(-1).view(np.uint8)], start * self.row_bytes), out.nbytes)
+        return out
+
+    def write(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """``values[i]`` to row ``rows[i]`` (one ``pwrite`` per row)."""
+        data = memoryview(np.ascontiguousarray(values, dtype=self.dtype).reshape(-1).view(np.uint8))
+        for i, row in enumerate(rows.tolist()):
+            self._exact(os.pwrite(self.fd, data[i * self.row_bytes : (i + 1) * self.row_bytes], row * self.row_bytes))
+
+    def write_range(self, start: int, values: np.ndarray) -> None:
+        """``values`` to rows ``start .. start + len(values) - 1`` in one ``pwrite``."""
+        data = np.ascontiguousarray(values, dtype=self.dtype).reshape(-1).view(np.uint8)
+        self._exact(os.pwrite(self.fd, data, start * self.row_bytes), data.nbytes)
+
+    def _exact(self, done: int, expected: int | None = None) -> None:
+        if done != (self.row_bytes if expected is None else expected):
+            raise GensslError(f"{self.path}: short read or write ({done} bytes); is the file truncated?")
 
     def close(self) -> None:
-        del self.array
-        self.map.close()
+        os.close(self.fd)
 
 
 def _write_zeros(path: Path, nbytes: int) -> None:
@@ -95,7 +125,7 @@ def copy_head(source: str | os.PathLike[str], destination: str | os.PathLike[str
 
 
 class HeadStore:
-    """The head files of ``directory``, mapped; rows read synchronously, written back by a background thread."""
+    """The head files of ``directory``: rows read synchronously, written back by a background thread."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -104,12 +134,18 @@ class HeadStore:
         except (OSError, ValueError) as err:
             raise GensslError(f"{self.directory / META}: cannot read the S-DIET head ({err})") from None
         self.rows, self.dim = int(meta["rows"]), int(meta["dim"])
-        self._maps = {
-            key: _Mapped(self.directory / name, np.dtype(np.float32), (self.rows, self.dim))
-            for key, name in ARRAYS.items()
-        }
-        self._maps["last_step"] = _Mapped(self.directory / LAST_STEP, np.dtype(np.int64), (self.rows,))
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdiet-head-writer")
+        self._files: dict[str, _RowFile] = {}
+        try:
+            for key, name in ARRAYS.items():
+                self._files[key] = _RowFile(self.directory / name, np.dtype(np.float32), self.rows, self.dim)
+            self._files["last_step"] = _RowFile(self.directory / LAST_STEP, np.dtype(np.int64), self.rows, 1)
+        except BaseException:
+            for opened in self._files.values():
+                opened.close()
+            raise
+        self._writer: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sdiet-head-writer"
+        )
         self._pending: list[tuple[np.ndarray, Future]] = []
         self._lock = threading.Lock()
 
@@ -130,21 +166,21 @@ class HeadStore:
                 return
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of ``(H, M, V, last_step)`` at ``rows`` (distinct), after any queued write of those rows."""
+        """``(H, M, V, last_step)`` at ``rows`` (distinct), after any queued write of those rows."""
         rows = np.asarray(rows, dtype=np.int64)
         self.wait_for(rows)
-        return tuple(self._maps[key].array[rows] for key in ("weight", "exp_avg", "exp_avg_sq", "last_step"))
+        weight, exp_avg, exp_avg_sq = (self._files[key].read(rows) for key in ARRAYS)
+        return weight, exp_avg, exp_avg_sq, self._files["last_step"].read(rows).reshape(-1)
 
     def _store(self, rows: np.ndarray, values: dict[str, np.ndarray]) -> None:
         for key, value in values.items():
-            self._maps[key].array[rows] = value
-        for mapped in self._maps.values():
-            mapped.release_pages()
+            self._files[key].write(rows, value)
 
     def write(
         self, rows: np.ndarray, weight: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int
     ) -> None:
         """Queue the write of updated rows (their ``last_step`` becomes ``step``); returns at once."""
+        assert self._writer is not None, "the head store is closed"
         rows = np.asarray(rows, dtype=np.int64)
         values = {
             "weight": weight,
@@ -156,40 +192,40 @@ class HeadStore:
         with self._lock:
             self._pending.append((rows, future))
 
-    def write_now(self, start: int, weight: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int) -> None:
-        """Write the contiguous rows ``start .. start + len(weight)`` synchronously (after the queued writes)."""
-        self.flush()
-        rows = np.arange(start, start + len(weight))
+    def write_range(
+        self, start: int, weight: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int
+    ) -> None:
+        """Write the contiguous rows ``start .. start + len(weight) - 1`` now; call after :meth:`flush`."""
         values = {"weight": weight, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
-        values["last_step"] = np.full(len(rows), step, dtype=np.int64)
-        self._store(rows, values)
+        values["last_step"] = np.full(len(weight), step, dtype=np.int64)
+        for key, value in values.items():
+            self._files[key].write_range(start, value)
 
     def read_range(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of ``(H, M, V, last_step)`` for rows ``start .. stop - 1`` (after every queued write)."""
-        self.flush()
-        return tuple(
-            np.array(self._maps[key].array[start:stop]) for key in ("weight", "exp_avg", "exp_avg_sq", "last_step")
-        )
+        """``(H, M, V, last_step)`` for rows ``start .. stop - 1`` (clipped to N); call after :meth:`flush`."""
+        stop = min(stop, self.rows)
+        weight, exp_avg, exp_avg_sq = (self._files[key].read_range(start, stop) for key in ARRAYS)
+        return weight, exp_avg, exp_avg_sq, self._files["last_step"].read_range(start, stop).reshape(-1)
 
     def flush(self) -> None:
-        """Wait for every queued write and push the mapped pages to the files (``msync``); re-raise a writer error."""
+        """Wait for every queued write (then the files hold every row; re-raises a writer error)."""
         with self._lock:
             pending, self._pending = self._pending, []
         for _, future in pending:
             future.result()
-        for mapped in self._maps.values():
-            mapped.map.flush()
 
     def set_step(self, step: int | None) -> None:
         """Record in head.json the step every row is caught up to (``None`` while training)."""
         (self.directory / META).write_text(json.dumps({"rows": self.rows, "dim": self.dim, "step": step}) + "\n")
 
     def close(self) -> None:
-        """Flush and unmap (idempotent)."""
+        """Flush and close the files (idempotent)."""
         if self._writer is None:
             return
-        self.flush()
-        self._writer.shutdown(wait=True)
-        self._writer = None
-        for mapped in self._maps.values():
-            mapped.close()
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+            for file in self._files.values():
+                file.close()

@@ -34,6 +34,7 @@ from genssl.methods.diet import diet_loss
 from genssl.methods.head_store import CHUNK_ROWS, HeadStore, copy_head, create_head
 from genssl.methods.heads import mlp
 from genssl.optim.multistep_adamw import RowAdamW, RowState
+from genssl.progress import progress
 
 #: The head's directory in the run's output directory (and in its checkpoints).
 HEAD_DIR = "head"
@@ -168,11 +169,12 @@ class SDIET(Method):
                 torch.distributed.barrier()  # every process's writes are in the files
             if not is_distributed() or rank() == 0:
                 final = self.row_adamw.total_steps
-                for start in range(0, self.store.rows, CHUNK_ROWS):
+                starts = range(0, self.store.rows, CHUNK_ROWS)
+                for start in progress(starts, total=len(starts), desc="sdiet head catch-up", unit="chunk"):
                     weight, exp_avg, exp_avg_sq, last = self.store.read_range(start, start + CHUNK_ROWS)
                     state = RowState(*(torch.from_numpy(a) for a in (weight, exp_avg, exp_avg_sq)))
                     caught = self.row_adamw.catch_up(state, last, final)
-                    self.store.write_now(start, *(t.numpy() for t in caught), step=final)
+                    self.store.write_range(start, *(t.numpy() for t in caught), step=final)
                 self.store.set_step(final)
         self.store.close()
         self.store = None
