@@ -18,6 +18,7 @@ validate(config, schema="config/schema.yaml")
 include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/pretrain.smk"
+include: "rules/generate.smk"
 
 
 rule all:

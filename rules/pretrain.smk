@@ -2,6 +2,7 @@ rule pretrain:
     """Pretrain one method with one augmentation setting; resumes from the checkpoint in its output directory."""
     input:
         data="results/data/{dataset}/manifest.json",
+        variants=variant_store,
     output:
         encoder="results/pretrain/{dataset}/{method}/{augmentation}/encoder.safetensors",
         metrics="results/pretrain/{dataset}/{method}/{augmentation}/metrics.csv",
@@ -10,6 +11,7 @@ rule pretrain:
         config=pretrain_config_json,
         data=subpath(input.data, parent=True),
         out=subpath(output.encoder, parent=True),
+        variants=lambda wildcards, input: f"--variants {subpath(input.variants, parent=True)}" if input.variants else "",
     log:
         "logs/pretrain/{dataset}/{method}/{augmentation}.log",
     benchmark:
@@ -21,4 +23,5 @@ rule pretrain:
         mem_mb=4000,
     shell:
         "genssl pretrain --method {wildcards.method} --augmentation {wildcards.augmentation}"
-        " --config-json {params.config:q} --data {params.data} --out {params.out} --threads {threads} 2> {log}"
+        " --config-json {params.config:q} --data {params.data} --out {params.out} {params.variants}"
+        " --threads {threads} 2> {log}"

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -56,7 +57,58 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     dataset = config["pretrain"]["dataset"]
     data = args.data or f"results/data/{dataset}"
     out = args.out or f"results/pretrain/{dataset}/{args.method}/{args.augmentation}"
-    pretrain(config, args.method, args.augmentation, data, out)
+    pretrain(config, args.method, args.augmentation, data, out, variants_dir=args.variants)
+    return 0
+
+
+def _cmd_train_generator(args: argparse.Namespace) -> int:
+    import torch
+
+    from genssl.config import generator_config
+    from genssl.generate.icdiffusion.train import train_icdiffusion
+
+    config = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gen = generator_config(config, args.generator)
+    if gen["backend"] != "icdiffusion":
+        raise ConfigError(f"generators.{args.generator}: backend {gen['backend']} is not trained in the workflow")
+    dataset = config["pretrain"]["dataset"]
+    conditioning = gen["conditioning"]
+    encoder = (
+        args.encoder
+        or conditioning.get("encoder")
+        or (f"results/pretrain/{dataset}/{conditioning['method']}/{conditioning['augmentation']}/encoder.safetensors")
+    )
+    data = args.data or f"results/data/{dataset}"
+    out = args.out or f"results/generators/{dataset}/{args.generator}"
+    train_icdiffusion(args.generator, gen, config["seed"], Path(data), Path(encoder), Path(out))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from genssl.config import generator_config
+    from genssl.generate import generation
+    from genssl.generate.registry import TRAINED
+
+    config = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = config["pretrain"]["dataset"]
+    data = args.data or f"results/data/{dataset}"
+    out = args.out or f"results/augment/{dataset}/{args.generator}"
+    gen = generator_config(config, args.generator)
+    weights = args.weights
+    if weights is None and gen["backend"] in TRAINED:
+        weights = f"results/generators/{dataset}/{args.generator}"
+    if args.shard is not None:
+        generation.generate_shard(config, args.generator, args.shard, data, out, weights)
+    elif args.gather:
+        generation.gather_store(config, args.generator, data, out, weights)
+    else:
+        generation.generate(config, args.generator, data, out, weights)
     return 0
 
 
@@ -123,7 +175,36 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
     pre.add_argument("--out", help="output directory (default: results/pretrain/{dataset}/{method}/{augmentation})")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    pre.add_argument("--variants", help="variant store of a generative augmentation (default: results/augment/...)")
     pre.set_defaults(func=_cmd_pretrain)
+
+    train_gen = commands.add_parser(
+        "train-generator", help="train a generator of the workflow (results/generators/{dataset}/{generator}/)"
+    )
+    _add_config_options(train_gen)
+    train_gen.add_argument("--generator", required=True, help="a key of `generators` in the configuration")
+    train_gen.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
+    train_gen.add_argument("--encoder", help="conditioning encoder file (default: from generators.*.conditioning)")
+    train_gen.add_argument("--out", help="output directory (default: results/generators/{dataset}/{generator})")
+    train_gen.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    train_gen.set_defaults(func=_cmd_train_generator)
+
+    gen = commands.add_parser(
+        "generate",
+        help="generate K variants of every training image (results/augment/{dataset}/{generator}/); resumes by shard",
+    )
+    _add_config_options(gen)
+    gen.add_argument("--generator", required=True, help="a key of `generators` in the configuration")
+    gen.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
+    gen.add_argument("--weights", help="a trained generator (default: results/generators/{dataset}/{generator})")
+    gen.add_argument(
+        "--out", help="variant store (default: results/augment/{dataset}/{generator}); shards in OUT.shards"
+    )
+    step = gen.add_mutually_exclusive_group()
+    step.add_argument("--shard", type=int, help="write only this shard (0-based) into OUT.shards/")
+    step.add_argument("--gather", action="store_true", help="only gather the finished shards into OUT")
+    gen.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    gen.set_defaults(func=_cmd_generate)
 
     store = commands.add_parser("store", help="inspect and check stores").add_subparsers(
         dest="store_command", required=True, metavar="ACTION"

@@ -89,6 +89,7 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
     if methods and pretrain.get("dataset") not in config.get("datasets", {}):
         known = ", ".join(sorted(config.get("datasets", {}))) or "(none)"
         problems.append(f"pretrain.dataset: {pretrain.get('dataset')!r} is not a configured dataset; datasets: {known}")
+    problems += _generator_errors(config)
     moco = methods.get("mocov2plus")
     if moco is not None:
         batch = moco.get("batch_size", pretrain.get("batch_size"))
@@ -96,6 +97,52 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
             problems.append(
                 f"methods.mocov2plus.queue_size: {moco['queue_size']} is not a multiple of the global batch {batch}"
             )
+    return problems
+
+
+#: The keys of `generators.*` that only some backends take.
+BACKEND_KEYS = {
+    "sd_unclip": {"path", "input_size", "guidance_scale", "noise_level", "prompt"},
+    "sd_image_variation": {"path", "input_size", "guidance_scale"},
+    "icdiffusion": {"guidance_scale", "conditioning", "neighbours", "unet", "train", "sampler"},
+}
+
+
+def _generator_errors(config: dict[str, Any]) -> list[str]:
+    problems = []
+    generators = config.get("generators", {})
+    own = set().union(*BACKEND_KEYS.values())
+    for name, gen in generators.items():
+        backend = gen["backend"]
+        for key in sorted(set(gen) & own - BACKEND_KEYS[backend]):
+            problems.append(f"generators.{name}.{key}: not a setting of backend {backend!r}")
+        if backend.startswith("sd_") and "path" not in gen:
+            problems.append(f"generators.{name}.path: {backend} needs the local directory of its diffusers weights")
+        conditioning = gen.get("conditioning")
+        if conditioning is not None and ("encoder" in conditioning) == ("method" in conditioning):
+            problems.append(
+                f"generators.{name}.conditioning: give either `encoder` (a file) or `method` and `augmentation` "
+                "(a pretraining run of this study)"
+            )
+        elif conditioning is not None and "method" in conditioning:
+            method, augmentation = conditioning["method"], conditioning.get("augmentation", "standard")
+            if method not in config.get("methods", {}):
+                problems.append(f"generators.{name}.conditioning.method: {method!r} is not a configured method")
+            aug = config.get("augmentations", {}).get(augmentation)
+            if aug is None:
+                problems.append(
+                    f"generators.{name}.conditioning.augmentation: {augmentation!r} is not a configured augmentation"
+                )
+            elif aug.get("generator") is not None:
+                problems.append(
+                    f"generators.{name}.conditioning.augmentation: {augmentation!r} uses generator "
+                    f"{aug['generator']!r}; the conditioning encoder must be trained without generated images"
+                )
+    for name, aug in config.get("augmentations", {}).items():
+        generator = aug.get("generator")
+        if generator is not None and generator not in generators:
+            known = ", ".join(sorted(generators)) or "(none)"
+            problems.append(f"augmentations.{name}.generator: {generator!r} is not a configured generator; {known}")
     return problems
 
 
@@ -139,13 +186,24 @@ def load_config(path: str | os.PathLike[str] | None = None, text: str | None = N
     return validate_config(config)
 
 
+def config_entry(config: Mapping[str, Any], section: str, name: str) -> dict[str, Any]:
+    """The resolved entry ``config[section][name]`` (section ``datasets``, ``generators``, ...); an unknown name
+    lists the configured ones."""
+    entries = config.get(section, {})
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "(none)"
+        raise ConfigError(f"{section}.{name}: no such {section[:-1]} in the configuration; configured: {known}")
+    return entries[name]
+
+
 def dataset_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The resolved configuration of dataset ``name``; an unknown name lists the configured ones."""
-    datasets = config.get("datasets", {})
-    if name not in datasets:
-        known = ", ".join(sorted(datasets)) or "(none)"
-        raise ConfigError(f"datasets.{name}: no such dataset in the configuration; configured: {known}")
-    return datasets[name]
+    """The resolved configuration of dataset ``name``."""
+    return config_entry(config, "datasets", name)
+
+
+def generator_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The resolved configuration of generator ``name``."""
+    return config_entry(config, "generators", name)
 
 
 def to_json(config: Mapping[str, Any]) -> str:

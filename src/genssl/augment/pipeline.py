@@ -43,6 +43,10 @@ class ViewSpec:
     solarize_threshold: float = 0.5  # on [0, 1] intensities
 
 
+#: Per-channel mean and std every view is normalised with (ImageNet's, as solo-learn and lightly use).
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
 _RANGES = ("crop_scale", "crop_ratio", "blur_sigma")
 _PER_VIEW = ("blur_p", "solarize_p")
 _SHARED = tuple(f.name for f in fields(ViewSpec) if f.name not in _PER_VIEW)
@@ -116,8 +120,8 @@ class BatchAugment:
         self,
         views: list[ViewSpec],
         out_size: int,
-        mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
-        std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+        mean: tuple[float, float, float] = MEAN,
+        std: tuple[float, float, float] = STD,
     ) -> None:
         if not views:
             raise ValueError("BatchAugment needs at least one view")
@@ -147,11 +151,17 @@ class BatchAugment:
         and depends only on the generator state (not on the device or on anything global).
 
         A trailing dimension of 3 means channels-last (the store's layout); float images are taken as [0, 1].
+        A 5-dimensional ``images`` (V, B, ...) holds one source batch per view (generative augmentation).
         """
-        if images.ndim != 4 or 3 not in (images.shape[1], images.shape[3]):
-            raise ValueError(f"expected images (B, H, W, 3) or (B, 3, H, W), got shape {tuple(images.shape)}")
-        x = images.permute(0, 3, 1, 2) if images.shape[3] == 3 else images
-        return [self._view(x, spec, k, generator) for spec, k in zip(self.views, self._kernel_sizes, strict=True)]
+        sources = list(images) if images.ndim == 5 else [images] * len(self.views)
+        if len(sources) != len(self.views):
+            raise ValueError(f"{len(sources)} source batches for {len(self.views)} views")
+        out = []
+        for x, spec, k in zip(sources, self.views, self._kernel_sizes, strict=True):
+            if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]):
+                raise ValueError(f"expected images (B, H, W, 3) or (B, 3, H, W), got shape {tuple(x.shape)}")
+            out.append(self._view(x.permute(0, 3, 1, 2) if x.shape[3] == 3 else x, spec, k, generator))
+        return out
 
     def _view(self, images: torch.Tensor, spec: ViewSpec, kernel_size: int, generator: torch.Generator) -> torch.Tensor:
         n, _, height, width = images.shape

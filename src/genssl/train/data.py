@@ -8,9 +8,11 @@ the ``k``-th batches of all processes is therefore the same set of images for ev
 never holds an image twice (S-DIET's batch cross-entropy needs that).
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from genssl.store import ImageStore
 
@@ -31,23 +33,39 @@ class StoreBatches(Dataset):
         return torch.from_numpy(self.store.get_batch(self.indices[positions])), torch.from_numpy(positions)
 
 
+class EpochBatches(Sampler):
+    """Yields ``(epoch, batch)`` for each batch of ``batches`` (a BatchSampler over a sampler with ``.epoch``), for
+    datasets whose batches depend on the epoch (generative augmentation)."""
+
+    def __init__(self, batches: BatchSampler) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[int, list[int]]]:
+        epoch = self.batches.sampler.epoch
+        for batch in self.batches:
+            yield epoch, batch
+
+
 def training_loader(
-    store: ImageStore,
-    indices: np.ndarray,
+    dataset: StoreBatches,
     local_batch: int,
     seed: int,
     rank: int,
     world_size: int,
     num_workers: int,
     pin_memory: bool,
+    with_epoch: bool = False,
 ) -> tuple[DataLoader, DistributedSampler]:
-    """A loader of ``len(indices) // (local_batch * world_size)`` batches per epoch; call
-    ``sampler.set_epoch(e)`` before each epoch."""
-    dataset = StoreBatches(store, indices)
+    """A loader of ``len(dataset) // (local_batch * world_size)`` batches per epoch; call ``sampler.set_epoch(e)``
+    before each epoch. With ``with_epoch`` the dataset is indexed by ``(epoch, positions)``."""
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    batches = BatchSampler(sampler, local_batch, drop_last=True)  # dataset[list]: one store read per batch
     loader = DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, local_batch, drop_last=True),  # dataset[list]: one store read per batch
+        sampler=EpochBatches(batches) if with_epoch else batches,
         batch_size=None,
         num_workers=num_workers,
         pin_memory=pin_memory,

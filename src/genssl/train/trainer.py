@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from genssl import __version__
@@ -35,14 +34,17 @@ from genssl.augment import BatchAugment, view_specs
 from genssl.config import dataset_config
 from genssl.distributed import convert_sync_batchnorm, init_from_env, is_distributed
 from genssl.errors import ConfigError, GensslError
+from genssl.generate.variant_store import VariantStore, fingerprint
 from genssl.methods import METHODS, Method, RunContext, build_method
 from genssl.models import build_backbone
+from genssl.models.encoder_file import save_encoder
 from genssl.optim import WarmupCosine, build_optimizer, decay_groups, scaled_lr
 from genssl.progress import progress
 from genssl.seeding import derive_seed
 from genssl.store import ImageStore
 from genssl.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
-from genssl.train.data import training_loader
+from genssl.train.data import StoreBatches, training_loader
+from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def run_config(config: dict[str, Any], method: str, augmentation: str) -> dict[s
         known = ", ".join(sorted(config["augmentations"]))
         raise ConfigError(f"augmentations.{augmentation}: not configured; configured: {known}")
     dataset = config["pretrain"]["dataset"]
+    generator = config["augmentations"][augmentation].get("generator")
     return {
         "seed": config["seed"],
         "dataset": dataset,
@@ -78,6 +81,7 @@ def run_config(config: dict[str, Any], method: str, augmentation: str) -> dict[s
         "method_config": config["methods"][method],
         "augmentation": augmentation,
         "augmentation_config": config["augmentations"][augmentation],
+        "generator_config": None if generator is None else config["generators"][generator],
     }
 
 
@@ -124,18 +128,29 @@ def _optimizer(method: Method, cfg: dict[str, Any], lr: float) -> torch.optim.Op
     )
 
 
-#: The one metadata key of encoder.safetensors: JSON {"backbone": <backbone config>, "feature_dim": D}.
-#: One key only: safetensors writes a metadata map in no fixed order, which would break byte identity.
-ENCODER_METADATA = "genssl.encoder"
-
-
-def save_encoder(path: Path, backbone: nn.Module, backbone_config: dict[str, Any], feature_dim: int) -> None:
-    """Write the backbone's state dict (what probes and similarity read) with its configuration as metadata."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
-    info = {"backbone": backbone_config, "feature_dim": feature_dim}
-    metadata = {ENCODER_METADATA: json.dumps(info, sort_keys=True)}
-    with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+def _training_data(
+    cfg: dict[str, Any],
+    store: ImageStore,
+    data_dir: str | os.PathLike[str],
+    variants_dir: str | os.PathLike[str] | None,
+    train_indices: np.ndarray,
+    n_views: int,
+) -> tuple[StoreBatches, bool]:
+    """The training dataset, and whether it uses generated variants (a generator and p > 0). The variant store's
+    fingerprint must match the data store, generator settings and seed; the generator's weights hash is taken
+    from the store (pretraining does not read the weights; Snakemake reruns generation when they change)."""
+    aug = cfg["augmentation_config"]
+    generator = aug.get("generator")
+    if generator is None or aug["p"] == 0:
+        return StoreBatches(store, train_indices), False
+    path = Path(variants_dir or f"results/augment/{cfg['dataset']}/{generator}")
+    variants = VariantStore(path)
+    expected = fingerprint(data_dir, generator, cfg["generator_config"], cfg["seed"], None)
+    variants.check({**expected, "weights_sha256": variants.fingerprint.get("weights_sha256")})
+    if variants.images.shape != store.shape:
+        raise GensslError(f"{path}: variants of shape {variants.images.shape}, the training images are {store.shape}")
+    choice = VariantChoice(variants.k, aug["p"], aug["views"], n_views, cfg["seed"])
+    return GenerativeBatches(store, train_indices, variants, choice), True
 
 
 def train_step(
@@ -185,8 +200,13 @@ def pretrain(
     augmentation: str,
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    variants_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Pretrain ``method_name`` with ``augmentation`` on the store ``data_dir``; write ``out_dir``; return run.json."""
+    """Pretrain ``method_name`` with ``augmentation`` on the store ``data_dir``; write ``out_dir``; return run.json.
+
+    An augmentation with a ``generator`` reads its variant store ``variants_dir`` (default
+    ``results/augment/{dataset}/{generator}``), which must have been made from ``data_dir`` with the configured
+    generator settings and seed."""
     cfg = run_config(config, method_name, augmentation)
     pcfg, mcfg = cfg["pretrain"], cfg["method_config"]
     seed = cfg["seed"]
@@ -266,17 +286,20 @@ def pretrain(
             log.warning("ignoring checkpoint %s: it was made with another configuration", checkpoint_dir)
         method.open_external(None, 0)
 
-    views_cfg = mcfg["views"]
-    augment = BatchAugment(view_specs(views_cfg), out_size=store.shape[0])
+    views = view_specs(mcfg["views"])
+    dataset, generative = _training_data(cfg, store, data_dir, variants_dir, train_indices, len(views))
+    if cfg["generator_config"] is not None:
+        views = mode_views(views, cfg["augmentation_config"]["mode"])
+    augment = BatchAugment(views, out_size=store.shape[0])
     loader, sampler = training_loader(
-        store,
-        train_indices,
+        dataset,
         local_batch,
-        derive_seed(seed, "order", method_name, augmentation) % 2**31,
+        derive_seed(seed, "order", method_name) % 2**31,
         rank,
         world,
         pcfg["num_workers"],
         pin_memory=device.type == "cuda",
+        with_epoch=generative,
     )
     log.info(
         "pretraining %s (%s) on %s: %d images, batch %d (x%d processes), %d epochs of %d steps, %s on %s",
@@ -307,7 +330,7 @@ def pretrain(
                     schedule.set_step(optimizer, step)
                     lr = optimizer.param_groups[0]["lr"]
                     generator = torch.Generator().manual_seed(
-                        derive_seed(seed, "views", method_name, augmentation, epoch, step_in_epoch, rank)
+                        derive_seed(seed, "views", method_name, epoch, step_in_epoch, rank)
                     )
                     try:
                         loss = train_step(

@@ -1,0 +1,84 @@
+rule train_generator:
+    """Train an instance-conditioned generator of the workflow (icdiffusion) on the pretraining dataset,
+    conditioned on the frozen features of the conditioning encoder."""
+    input:
+        data="results/data/{dataset}/manifest.json",
+        encoder=conditioning_encoder,
+    output:
+        weights="results/generators/{dataset}/{generator}/generator.json",
+    params:
+        config=generator_config_json,
+        data=subpath(input.data, parent=True),
+        out=subpath(output.weights, parent=True),
+    log:
+        "logs/train_generator/{dataset}/{generator}.log",
+    benchmark:
+        "benchmarks/train_generator/{dataset}/{generator}.tsv"
+    conda:
+        GENSSL_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+    shell:
+        "genssl train-generator --generator {wildcards.generator} --config-json {params.config:q}"
+        " --data {params.data} --encoder {input.encoder} --out {params.out} --threads {threads} 2> {log}"
+
+
+rule generate_shard:
+    """Generate the variants of one shard of the training images (shards run as parallel jobs; a finished
+    shard is never redone)."""
+    input:
+        data="results/data/{dataset}/manifest.json",
+        weights=generator_weights,
+    output:
+        shard=temp(directory("results/augment/{dataset}/{generator}.shards/shard-{shard}")),
+    params:
+        config=generator_config_json,
+        data=subpath(input.data, parent=True),
+        out="results/augment/{dataset}/{generator}",
+        weights=lambda wildcards, input: f"--weights {subpath(input.weights, parent=True)}" if input.weights else "",
+        shard=lambda wildcards: int(wildcards.shard),
+    log:
+        "logs/generate_shard/{dataset}/{generator}/{shard}.log",
+    benchmark:
+        "benchmarks/generate_shard/{dataset}/{generator}/{shard}.tsv"
+    conda:
+        GENSSL_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+    shell:
+        "genssl generate --generator {wildcards.generator} --config-json {params.config:q} --data {params.data}"
+        " {params.weights} --out {params.out} --shard {params.shard} --threads {threads} 2> {log}"
+
+
+rule gather_augmentations:
+    """Gather the shards into one variant store with its manifest and a preview grid of sources and variants."""
+    input:
+        data="results/data/{dataset}/manifest.json",
+        weights=generator_weights,
+        shards=generation_shards,
+    output:
+        manifest="results/augment/{dataset}/{generator}/manifest.json",
+        preview=report(
+            "results/augment/{dataset}/{generator}/preview.png",
+            caption="../report/augmentation_preview.rst",
+            category="Generative augmentation",
+        ),
+    params:
+        config=generator_config_json,
+        data=subpath(input.data, parent=True),
+        out=subpath(output.manifest, parent=True),
+        weights=lambda wildcards, input: f"--weights {subpath(input.weights, parent=True)}" if input.weights else "",
+    log:
+        "logs/gather_augmentations/{dataset}/{generator}.log",
+    benchmark:
+        "benchmarks/gather_augmentations/{dataset}/{generator}.tsv"
+    conda:
+        GENSSL_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "genssl generate --generator {wildcards.generator} --config-json {params.config:q} --data {params.data}"
+        " {params.weights} --out {params.out} --gather 2> {log}"

@@ -1,0 +1,1 @@
+"""Offline generative augmentation: instance-conditioned generators, variant stores and their generation."""

@@ -1,0 +1,84 @@
+"""Generative augmentation in pretraining: a view's source image is, with probability ``p``, one of its K
+pre-generated variants instead of the real image (arXiv 2403.05966, with the standard augmentations on top).
+
+For image ``i`` in epoch ``e`` every view ``w`` draws ``u_w ~ U[0, 1)`` and ``k_w ~ U{0..K-1}`` from a generator
+seeded with ``derive_seed(seed, "generative", e, i)``; the view uses variant ``k_w`` when ``u_w < p`` (never for
+view 0 with ``views: one``). The draws depend only on (seed, epoch, image), not on the batch, the process count
+or the resume point, and they are shared by every p: a view replaced at p = 0.25 is also replaced at p = 0.5. The
+view's standard augmentations draw from their own generator, untouched by this, so p = 0 gives exactly the
+standard pipeline.
+
+``mode`` sets which standard augmentations follow (the paper's ablation): all of the method's
+(``generative+standard``), random resized crop and flip only (``generative+crop``), or none (``generative-only``).
+"""
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from genssl.augment.pipeline import ViewSpec
+from genssl.errors import ConfigError
+from genssl.generate.variant_store import VariantStore
+from genssl.seeding import derive_seed
+from genssl.train.data import StoreBatches
+
+
+def mode_views(views: list[ViewSpec], mode: str) -> list[ViewSpec]:
+    """The views' standard augmentations under ``mode``."""
+    if mode == "generative+standard":
+        return views
+    crop_only = {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0}
+    if mode == "generative+crop":
+        return [dataclasses.replace(v, **crop_only) for v in views]
+    if mode == "generative-only":
+        identity = {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "flip_p": 0.0}
+        return [dataclasses.replace(v, **crop_only, **identity) for v in views]
+    raise ConfigError(f"augmentations.*.mode: unknown mode {mode!r}")
+
+
+class VariantChoice:
+    """Which views of which images use which variant (module docstring)."""
+
+    def __init__(self, k: int, p: float, views: str, n_views: int, seed: int) -> None:
+        if views == "one" and n_views < 2:
+            raise ConfigError(
+                "augmentations.*.views: 'one' keeps the first view real, but the method trains on one view, so no "
+                "view would use a variant; use views: both"
+            )
+        self.k, self.p, self.n_views, self.seed = k, p, n_views, seed
+        self.first = 1 if views == "one" else 0
+
+    def __call__(self, indices: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(use (V, B) bool, variant (V, B) int64)`` for the dataset ``indices`` (B,) in ``epoch``."""
+        u = np.empty((self.n_views, len(indices)))
+        variant = np.empty((self.n_views, len(indices)), dtype=np.int64)
+        for j, index in enumerate(np.asarray(indices).tolist()):
+            rng = np.random.default_rng(derive_seed(self.seed, "generative", epoch, index))
+            u[:, j] = rng.random(self.n_views)
+            variant[:, j] = rng.integers(self.k, size=self.n_views)
+        use = u < self.p
+        use[: self.first] = False
+        return use, variant
+
+
+class GenerativeBatches(StoreBatches):
+    """:class:`StoreBatches` indexed by ``(epoch, positions)`` (``training_loader(..., with_epoch=True)``) whose
+    images are one uint8 (V, B, H, W, 3) source batch per view: the real images, the chosen ones replaced by
+    variants."""
+
+    def __init__(self, store: Any, indices: np.ndarray, variants: VariantStore, choice: VariantChoice) -> None:
+        super().__init__(store, indices)
+        self.variants, self.choice = variants, choice
+
+    def __getitem__(self, item: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, positions = item
+        real, positions_t = super().__getitem__(positions)
+        indices = self.indices[np.asarray(positions, dtype=np.int64)]
+        use, variant = self.choice(indices, epoch)
+        views = real.numpy()[None].repeat(self.choice.n_views, axis=0)
+        chosen = use.nonzero()
+        if chosen[0].size:
+            views[chosen] = self.variants.get(indices[chosen[1]], variant[chosen])
+        return torch.from_numpy(views), positions_t
