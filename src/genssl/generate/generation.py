@@ -9,6 +9,7 @@ killed run resumes without Snakemake. Shards live in ``{out}.shards/`` beside th
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,7 +172,8 @@ def generate(
     out_dir: str | os.PathLike[str],
     weights_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Every shard not yet finished, then the gathered store: rerunning after a kill completes only what is missing."""
+    """Every shard not yet finished, then the gathered store (the shards are removed once gathered): rerunning
+    after a kill completes only what is missing, and a complete store with the same fingerprint is kept."""
     plan = GenerationPlan(config, name, data_dir, None if weights_dir is None else Path(weights_dir))
     if (Path(out_dir) / "manifest.json").is_file():
         done = VariantStore(out_dir)
@@ -180,4 +182,6 @@ def generate(
             return done.images.manifest
     for shard in range(plan.gen["shards"]):
         generate_shard(config, name, shard, data_dir, out_dir, plan=plan)
-    return gather_store(config, name, data_dir, out_dir, plan=plan)
+    manifest = gather_store(config, name, data_dir, out_dir, plan=plan)
+    shutil.rmtree(shards_root(out_dir))  # the store holds hard links (or copies) of the shards' files
+    return manifest

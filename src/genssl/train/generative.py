@@ -1,8 +1,8 @@
 """Generative augmentation in pretraining: a view's source image is, with probability ``p``, one of its K
 pre-generated variants instead of the real image (arXiv 2403.05966, with the standard augmentations on top).
 
-For image ``i`` in epoch ``e`` every view ``w`` draws ``u_w ~ U[0, 1)`` and ``k_w ~ U{0..K-1}`` from a generator
-seeded with ``derive_seed(seed, "generative", e, i)``; the view uses variant ``k_w`` when ``u_w < p`` (never for
+For image ``i`` in epoch ``e`` every view ``w`` draws ``u_w ~ U[0, 1)`` and ``k_w ~ U{0..K-1}``, counter-based from
+(seed, e, i, w) (:class:`VariantChoice`); the view uses variant ``k_w`` when ``u_w < p`` (never for
 view 0 with ``views: one``). The draws depend only on (seed, epoch, image), not on the batch, the process count
 or the resume point, and they are shared by every p: a view replaced at p = 0.25 is also replaced at p = 0.5. The
 view's standard augmentations draw from their own generator, untouched by this, so p = 0 gives exactly the
@@ -38,8 +38,21 @@ def mode_views(views: list[ViewSpec], mode: str) -> list[ViewSpec]:
     raise ConfigError(f"augmentations.*.mode: unknown mode {mode!r}")
 
 
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function on uint64 arrays (wrapping arithmetic): a bijective 64-bit mix."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 class VariantChoice:
-    """Which views of which images use which variant (module docstring)."""
+    """Which views of which images use which variant (module docstring).
+
+    The draws of image ``i``, view ``w`` in epoch ``e`` are counter-based, vectorised over the batch: with
+    ``key = derive_seed(seed, "generative", e)`` and ``h_d = splitmix64(splitmix64(key ^ i) + 2 w + d)``,
+    ``u = (h_0 >> 11) / 2^53`` and ``k = h_1 mod K`` (bias below ``K / 2^64``).
+    """
 
     def __init__(self, k: int, p: float, views: str, n_views: int, seed: int) -> None:
         if views == "one" and n_views < 2:
@@ -52,12 +65,12 @@ class VariantChoice:
 
     def __call__(self, indices: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(use (V, B) bool, variant (V, B) int64)`` for the dataset ``indices`` (B,) in ``epoch``."""
-        u = np.empty((self.n_views, len(indices)))
-        variant = np.empty((self.n_views, len(indices)), dtype=np.int64)
-        for j, index in enumerate(np.asarray(indices).tolist()):
-            rng = np.random.default_rng(derive_seed(self.seed, "generative", epoch, index))
-            u[:, j] = rng.random(self.n_views)
-            variant[:, j] = rng.integers(self.k, size=self.n_views)
+        key = np.uint64(derive_seed(self.seed, "generative", epoch))
+        image = splitmix64(np.asarray(indices, dtype=np.uint64) ^ key)
+        counters = np.arange(2 * self.n_views, dtype=np.uint64).reshape(self.n_views, 2, 1)
+        h = splitmix64(image[None, None, :] + counters)  # (V, 2, B)
+        u = (h[:, 0] >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        variant = (h[:, 1] % np.uint64(self.k)).astype(np.int64)
         use = u < self.p
         use[: self.first] = False
         return use, variant
