@@ -19,7 +19,8 @@ built; with ``--device cuda`` also ``torch.cuda.max_memory_allocated``. Three ta
    so that machine noise hits both alike. Target: ratio <= 1.10.
 
     python benchmarks/sdiet_memory.py [--batch 128] [--size 32] [--backbone resnet18] [--n 50000]
-        [--ns 10000 100000 1000000] [--scale-backbone small_resnet] [--time-ns 10000 100000] [--steps 3]
+        [--ns 10000 100000 1000000] [--scale-backbone small_resnet] [--imagenet-stem]
+        [--time-ns 10000 100000] [--steps 3]
         [--warmup 2] [--rounds 4] [--repeats 2] [--threads 0] [--device cpu] [--workdir DIR]
 
 Defaults take about 7 minutes on 2 CPU cores.
@@ -236,8 +237,8 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def _backbone_config(name: str, width: int) -> dict[str, Any]:
-    config: dict[str, Any] = {"name": name, "small_stem": True}
+def _backbone_config(name: str, width: int, small_stem: bool = True) -> dict[str, Any]:
+    config: dict[str, Any] = {"name": name, "small_stem": small_stem}
     if name == "small_resnet":
         config["width"] = width
     return config
@@ -258,6 +259,9 @@ def main() -> None:
         "--scale-backbone", default="small_resnet", help="backbone of table 2 (the N-dependence); 'same': --backbone"
     )
     parser.add_argument("--width", type=int, default=16, help="small_resnet width")
+    parser.add_argument(
+        "--imagenet-stem", action="store_true", help="7x7 stride-2 stem and max-pool in tables 1 and 3 (224 px)"
+    )
     parser.add_argument("--head-dim", type=int, default=128, help="S-DIET head dim m (its proj_output_dim)")
     parser.add_argument("--n", type=int, default=50_000, help="N of table 1")
     parser.add_argument("--ns", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="N of table 2")
@@ -279,7 +283,7 @@ def main() -> None:
         return
 
     started = time.perf_counter()
-    main_backbone = _backbone_config(args.backbone, args.width)
+    main_backbone = _backbone_config(args.backbone, args.width, not args.imagenet_stem)
     scale_name = args.backbone if args.scale_backbone == "same" else args.scale_backbone
     scale_backbone = _backbone_config(scale_name, args.width)
     common = {
