@@ -8,9 +8,11 @@ sample does not depend on which other samples share its batch.
 :meth:`VariantGenerator.generate` is what callers use: it repeats each image K times, seeds the generator of
 (image ``i``, variant ``v``) with ``derive_seed(seed, "generate", name, i, v)`` (:func:`variant_generators`),
 runs :meth:`sample` on batches of ``batch_size`` samples and resizes the results to ``out_size``. The variants
-of an image therefore depend only on (seed, generator name, image index, variant index) and the source image:
-not on the batch size, the shard an image falls in, or where a killed run resumed (up to floating-point
-differences between batch shapes on some devices, which the CPU does not show; tested).
+of an image therefore depend only on (seed, generator name, image index, variant index) and the source image,
+exactly with respect to the shard count and the resume point (the generation driver keeps every batch's samples
+the same: :meth:`genssl.generate.generation.GenerationPlan.shard_info`), and up to rounding with respect to the
+batch size: batched kernels (MKL and oneDNN on the CPU, cuDNN on GPUs) may round differently for another batch
+shape, which moves a few output values by one level (tested per backend).
 """
 
 import abc

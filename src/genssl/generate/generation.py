@@ -79,8 +79,18 @@ class GenerationPlan:
         self.sources = self.data.split("train")
         self.fingerprint = fingerprint(data_dir, name, self.gen, self.seed, weights_digest(weights_dir))
 
+    @property
+    def per_call(self) -> int:
+        """Images per ``generate()`` call: the batches are aligned on multiples of this over the train split."""
+        return max(1, self.gen["batch_size"] // self.gen["variants"])
+
     def shard_info(self, shard: int) -> dict[str, Any]:
-        start, stop = shard_range(len(self.sources), shard, self.gen["shards"])
+        """Shard ``shard``: a whole number of calls, so every batch holds the same samples for any shard count
+        (batched kernels may round differently for other batch compositions) and a resumed run redoes whole
+        shards of exactly those batches."""
+        calls = -(-len(self.sources) // self.per_call)
+        first, last = shard_range(calls, shard, self.gen["shards"])
+        start, stop = first * self.per_call, min(last * self.per_call, len(self.sources))
         return {
             "shard": shard,
             "shards": self.gen["shards"],
@@ -93,7 +103,7 @@ class GenerationPlan:
 
 def _batches(plan: GenerationPlan, info: dict[str, Any]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     generator = load_generator(plan.name, plan.gen, plan.weights_dir)
-    per_call = max(1, plan.gen["batch_size"] // plan.gen["variants"])
+    per_call = plan.per_call
     positions = range(info["start"], info["stop"], per_call)
     started, done = time.perf_counter(), 0
     bar = progress(positions, total=len(positions), desc=f"{plan.name} shard {info['shard']}", unit="batch")

@@ -1,0 +1,141 @@
+"""Generation throughput: our ``generate()`` vs the generator's own library called one image at a time.
+
+For each backend a tiny random pipeline is built (tests/tiny_pipelines.py) and loaded through the registry
+(genssl.generate.registry.load_generator, the workflow's path; fp32 on the CPU, fp16 on CUDA). The same
+workload, N source images x K variants, then runs in every mode the backend offers:
+
+- ``diffusers, 1 image/call``: the pipeline called on one PIL image at a time with its own generator, the way the
+  paper's public code calls it (same pipeline object, so the same DDIM sampler and steps);
+- ``generate()``: the backend as the workflow runs it, ``batch_size`` samples per batched pipeline call.
+
+Modes alternate over ROUNDS rounds (after one warm-up run of each) so all see the same machine conditions; the
+table gives the median seconds, images/s and the speed-up over the first mode of the backend.
+
+    python benchmarks/generation.py [--backends sd_unclip sd_image_variation] [--images 8] [--variants 2]
+                                    [--batch-size 16] [--steps 10] [--rounds 3] [--device cpu|cuda] [--threads T]
+
+To add a backend (icdiffusion, a GAN), add to SUBJECTS a function that builds it in a temporary directory and
+returns its named modes, each a callable that generates every variant of (images, indices).
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import diffusers
+import numpy as np
+import torch
+import transformers
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from genssl.config import validate_config
+from genssl.generate.registry import load_generator
+from tests import tiny_pipelines
+
+#: A mode: generates every variant of (uint8 images (N, H, W, 3), dataset indices (N,)).
+Mode = Callable[[np.ndarray, np.ndarray], object]
+
+
+def stable_diffusion(backend: str) -> Callable[[Path, argparse.Namespace], dict[str, Mode]]:
+    """The modes of a Stable Diffusion backend on its tiny pipeline."""
+
+    def build(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
+        entry = {
+            "backend": backend,
+            "path": str(tiny_pipelines.BUILDERS[backend](directory)),
+            "variants": args.variants,
+            "batch_size": args.batch_size,
+            "inference_steps": args.steps,
+            "input_size": tiny_pipelines.CLIP_SIZE,
+            "device": args.device,
+        }
+        config = validate_config({"generators": {backend: entry}})["generators"][backend]
+        generator = load_generator(backend, config)
+
+        def one_image_per_call(images: np.ndarray, indices: np.ndarray) -> None:
+            for image, index in zip(images, indices, strict=True):
+                for variant in range(args.variants):
+                    generator.pipe(
+                        image=Image.fromarray(image),
+                        generator=torch.Generator().manual_seed(int(index) * args.variants + variant),
+                        num_inference_steps=args.steps,
+                        eta=0.0,
+                        output_type="np",
+                        **generator.call_kwargs(1),
+                    )
+
+        return {
+            "diffusers, 1 image/call": one_image_per_call,
+            "generate()": lambda images, indices: generator.generate(images, indices, 0, args.out_size),
+        }
+
+    return build
+
+
+#: Backend name -> builder of its modes (the first mode is the baseline of the speed-up column).
+SUBJECTS: dict[str, Callable[[Path, argparse.Namespace], dict[str, Mode]]] = {
+    "sd_unclip": stable_diffusion("sd_unclip"),
+    "sd_image_variation": stable_diffusion("sd_image_variation"),
+}
+
+
+def timed(mode: Mode, images: np.ndarray, indices: np.ndarray, device: str) -> float:
+    start = time.perf_counter()
+    mode(images, indices)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", choices=sorted(SUBJECTS), default=list(SUBJECTS))
+    parser.add_argument("--images", type=int, default=8, help="source images")
+    parser.add_argument("--variants", type=int, default=2, help="variants per image")
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per generate() batch")
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps")
+    parser.add_argument("--source-size", type=int, default=48, help="side of the source images in pixels")
+    parser.add_argument("--out-size", type=int, default=tiny_pipelines.SIZE, help="side of the stored variants")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per mode (median reported)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads of torch")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for library in (diffusers, transformers):
+        library.utils.logging.set_verbosity_error()
+        library.utils.logging.disable_progress_bar()
+
+    images = np.random.default_rng(0).integers(0, 256, (args.images, args.source_size, args.source_size, 3))
+    images, indices = images.astype(np.uint8), np.arange(args.images)
+    samples = args.images * args.variants
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(
+        f"device {device} ({'fp16' if args.device == 'cuda' else 'fp32'}); {args.images} images x {args.variants} "
+        f"variants = {samples} samples, batch_size {args.batch_size}, {args.steps} steps, "
+        f"{args.source_size} px sources -> {tiny_pipelines.SIZE} px tiny pipelines, {args.rounds} rounds; "
+        f"torch {torch.__version__}, diffusers {diffusers.__version__}"
+    )
+    print(f"{'backend':<20} {'mode':<30} {'seconds':>8} {'images/s':>9} {'speed-up':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends:
+            modes = SUBJECTS[backend](Path(tmp) / backend, args)
+            times: dict[str, list[float]] = {name: [] for name in modes}
+            for round_ in range(args.rounds + 1):
+                for name, mode in modes.items():
+                    seconds = timed(mode, images, indices, args.device)
+                    if round_:  # round 0 warms up
+                        times[name].append(seconds)
+            baseline = statistics.median(next(iter(times.values())))
+            for name, values in times.items():
+                seconds = statistics.median(values)
+                print(f"{backend:<20} {name:<30} {seconds:8.2f} {samples / seconds:9.1f} {baseline / seconds:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
