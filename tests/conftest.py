@@ -11,3 +11,14 @@ def env_with_venv():
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+@pytest.fixture(scope="session")
+def digits16(tmp_path_factory):
+    """The digits store at 16 px (seed 0), prepared once per test session."""
+    from genssl.config import validate_config
+    from genssl.data.prepare import prepare_dataset
+
+    path = tmp_path_factory.mktemp("data") / "digits"
+    prepare_dataset(validate_config({"datasets": {"digits": {"source": "digits", "image_size": 16}}}), "digits", path)
+    return path

@@ -59,19 +59,12 @@ def write_variant_store(data_dir, out, config, name="toy"):
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "digits"
-    prepare_dataset(tiny_config(), "digits", path)
-    return path
+def variants(digits16, tmp_path_factory):
+    return write_variant_store(digits16, tmp_path_factory.mktemp("augment") / "toy", _config())
 
 
-@pytest.fixture(scope="module")
-def variants(digits, tmp_path_factory):
-    return write_variant_store(digits, tmp_path_factory.mktemp("augment") / "toy", _config())
-
-
-def _batch(digits, variants, p, views, n_views=2, epoch=0):
-    store = ImageStore(digits)
+def _batch(digits16, variants, p, views, n_views=2, epoch=0):
+    store = ImageStore(digits16)
     train = store.split("train")
     dataset = GenerativeBatches(store, train, variants, VariantChoice(K, p, views, n_views, seed=0))
     positions = list(range(40))
@@ -79,8 +72,8 @@ def _batch(digits, variants, p, views, n_views=2, epoch=0):
     return sources.numpy(), store.get_batch(train[positions]), train[positions]
 
 
-def test_the_variant_store_reads_each_image_variant(variants, digits):
-    store = ImageStore(digits)
+def test_the_variant_store_reads_each_image_variant(variants, digits16):
+    store = ImageStore(digits16)
     train = store.split("train")
     assert variants.k == K and (variants.sources == train).all()
     got = variants.get(train[[0, 5, -1]], np.array([2, 0, 1]))
@@ -90,8 +83,8 @@ def test_the_variant_store_reads_each_image_variant(variants, digits):
         variants.get(store.split("test")[:1], np.array([0]))
 
 
-def test_p_one_replaces_every_view_by_a_variant_of_its_own_image(digits, variants):
-    sources, _, indices = _batch(digits, variants, p=1.0, views="both")
+def test_p_one_replaces_every_view_by_a_variant_of_its_own_image(digits16, variants):
+    sources, _, indices = _batch(digits16, variants, p=1.0, views="both")
     assert sources.shape[0] == 2
     for view in sources:
         for image, index in zip(view, indices, strict=True):
@@ -100,18 +93,18 @@ def test_p_one_replaces_every_view_by_a_variant_of_its_own_image(digits, variant
     assert not (sources[0] == sources[1]).all()  # the two views draw their variants independently
 
 
-def test_views_one_keeps_the_first_view_real(digits, variants):
-    sources, real, _ = _batch(digits, variants, p=1.0, views="one")
+def test_views_one_keeps_the_first_view_real(digits16, variants):
+    sources, real, _ = _batch(digits16, variants, p=1.0, views="one")
     assert (sources[0] == real).all()
     assert not (sources[1] == real).all(axis=(1, 2, 3)).any()
     assert (sources[1] == sources[1][:, :1, :1, :1]).all()  # every second view is a (constant) variant
 
 
-def test_p_half_replaces_about_half_and_p_zero_none(digits, variants):
-    sources, real, _ = _batch(digits, variants, p=0.5, views="both")
+def test_p_half_replaces_about_half_and_p_zero_none(digits16, variants):
+    sources, real, _ = _batch(digits16, variants, p=0.5, views="both")
     replaced = (sources != real[None]).any(axis=(2, 3, 4))
     assert 0.3 < replaced.mean() < 0.7
-    sources, real, _ = _batch(digits, variants, p=0.0, views="both")
+    sources, real, _ = _batch(digits16, variants, p=0.0, views="both")
     assert (sources == real[None]).all()
 
 
@@ -141,8 +134,8 @@ def test_modes_strip_the_standard_augmentations():
     assert only == dataclasses.replace(crop, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0)
 
 
-def test_the_loader_passes_the_epoch_so_views_change_between_epochs(digits, variants):
-    store = ImageStore(digits)
+def test_the_loader_passes_the_epoch_so_views_change_between_epochs(digits16, variants):
+    store = ImageStore(digits16)
     train = store.split("train")
     dataset = GenerativeBatches(store, train, variants, VariantChoice(K, 0.5, "both", 2, seed=0))
     loader, sampler = training_loader(
@@ -157,20 +150,20 @@ def test_the_loader_passes_the_epoch_so_views_change_between_epochs(digits, vari
     assert not torch.equal(first[1], other[1])
 
 
-def test_p_zero_trains_exactly_the_standard_pipeline(digits, tmp_path):
+def test_p_zero_trains_exactly_the_standard_pipeline(digits16, tmp_path):
     config = _config(p=0.0)
-    pretrain(config, "simclr", "standard", digits, tmp_path / "standard")
-    pretrain(config, "simclr", "gen", digits, tmp_path / "gen", variants_dir=tmp_path / "absent")
+    pretrain(config, "simclr", "standard", digits16, tmp_path / "standard")
+    pretrain(config, "simclr", "gen", digits16, tmp_path / "gen", variants_dir=tmp_path / "absent")
     assert (tmp_path / "standard" / "encoder.safetensors").read_bytes() == (
         tmp_path / "gen" / "encoder.safetensors"
     ).read_bytes()
 
 
-def test_generative_pretraining_uses_the_variants(digits, variants, tmp_path):
+def test_generative_pretraining_uses_the_variants(digits16, variants, tmp_path):
     config = _config(p=0.5)
-    pretrain(config, "simclr", "standard", digits, tmp_path / "standard")
-    run = pretrain(config, "sdiet", "gen", digits, tmp_path / "sdiet", variants_dir=variants.path)
-    pretrain(config, "simclr", "gen", digits, tmp_path / "gen", variants_dir=variants.path)
+    pretrain(config, "simclr", "standard", digits16, tmp_path / "standard")
+    run = pretrain(config, "sdiet", "gen", digits16, tmp_path / "sdiet", variants_dir=variants.path)
+    pretrain(config, "simclr", "gen", digits16, tmp_path / "gen", variants_dir=variants.path)
     standard = load_file(tmp_path / "standard" / "encoder.safetensors")
     generative = load_file(tmp_path / "gen" / "encoder.safetensors")
     assert any(not torch.equal(standard[k], generative[k]) for k in standard)
@@ -187,12 +180,12 @@ def test_generative_pretraining_uses_the_variants(digits, variants, tmp_path):
         ),
     ],
 )
-def test_a_variant_store_made_for_other_settings_is_refused(digits, variants, tmp_path, change, named):
+def test_a_variant_store_made_for_other_settings_is_refused(digits16, variants, tmp_path, change, named):
     config = _config()
     config.update(change)
     config = validate_config(config)
     with pytest.raises(StoreError, match=named):
-        pretrain(config, "simclr", "gen", digits, tmp_path / "run", variants_dir=variants.path)
+        pretrain(config, "simclr", "gen", digits16, tmp_path / "run", variants_dir=variants.path)
     assert not (tmp_path / "run" / "encoder.safetensors").exists()
 
 
