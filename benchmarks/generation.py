@@ -11,10 +11,11 @@ workload, N source images x K variants, then runs in every mode the backend offe
 Modes alternate over ROUNDS rounds (after one warm-up run of each) so all see the same machine conditions; the
 table gives the median seconds, images/s and the speed-up over the first mode of the backend.
 
-    python benchmarks/generation.py [--backends sd_unclip sd_image_variation] [--images 8] [--variants 2]
+    python benchmarks/generation.py [--backends sd_unclip sd_image_variation icdiffusion] [--images 8] [--variants 2]
                                     [--batch-size 16] [--steps 10] [--rounds 3] [--device cpu|cuda] [--threads T]
 
-To add a backend (icdiffusion, a GAN), add to SUBJECTS a function that builds it in a temporary directory and
+icdiffusion has no library pipeline to call, so its baseline is our sampler one sample per call. To add a
+backend (a GAN), add to SUBJECTS a function that builds it in a temporary directory and
 returns its named modes, each a callable that generates every variant of (images, indices).
 """
 
@@ -35,7 +36,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genssl.config import validate_config
+from genssl.generate.icdiffusion import train_icdiffusion
 from genssl.generate.registry import load_generator
+from genssl.models import build_backbone
+from genssl.models.encoder_file import save_encoder
+from genssl.store import StoreWriter
 from tests import tiny_pipelines
 
 #: A mode: generates every variant of (uint8 images (N, H, W, 3), dataset indices (N,)).
@@ -78,10 +83,54 @@ def stable_diffusion(backend: str) -> Callable[[Path, argparse.Namespace], dict[
     return build
 
 
+def icdiffusion(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
+    """icdiffusion, trained for a few steps on the random source images' store with a random conditioning
+    encoder (speed does not depend on the weights): one sample per call vs ``batch_size`` per call."""
+    store = directory / "data"
+    store.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    writer = StoreWriter(store, "raw", (args.out_size, args.out_size, 3))
+    for _ in range(max(args.images, 16)):
+        writer.add(rng.integers(0, 256, (args.out_size, args.out_size, 3), dtype=np.uint8).tobytes())
+    n = max(args.images, 16)
+    writer.close(np.zeros(n, np.int64), ["0"], {"train": np.arange(n)}, {"source": "benchmark"})
+    backbone_config = {"name": "small_resnet", "width": 8, "blocks": [1, 1]}
+    backbone, dim = build_backbone(backbone_config)
+    save_encoder(directory / "encoder.safetensors", backbone, backbone_config, dim)
+    entry = {
+        "backend": "icdiffusion",
+        "conditioning": {"encoder": str(directory / "encoder.safetensors")},
+        "variants": args.variants,
+        "inference_steps": args.steps,
+        "neighbours": 2,
+        "train": {"steps": 2, "batch_size": 8},
+        "device": args.device,
+    }
+
+    def load(batch_size: int) -> object:
+        config = validate_config({"generators": {"icdiffusion": {**entry, "batch_size": batch_size}}})
+        return load_generator("icdiffusion", config["generators"]["icdiffusion"], directory / "weights")
+
+    train_icdiffusion(
+        "icdiffusion",
+        validate_config({"generators": {"icdiffusion": entry}})["generators"]["icdiffusion"],
+        0,
+        store,
+        directory / "encoder.safetensors",
+        directory / "weights",
+    )
+    single, batched = load(1), load(args.batch_size)
+    return {
+        "generate(), 1 sample/call": lambda images, indices: single.generate(images, indices, 0, args.out_size),
+        "generate()": lambda images, indices: batched.generate(images, indices, 0, args.out_size),
+    }
+
+
 #: Backend name -> builder of its modes (the first mode is the baseline of the speed-up column).
 SUBJECTS: dict[str, Callable[[Path, argparse.Namespace], dict[str, Mode]]] = {
     "sd_unclip": stable_diffusion("sd_unclip"),
     "sd_image_variation": stable_diffusion("sd_image_variation"),
+    "icdiffusion": icdiffusion,
 }
 
 
