@@ -40,8 +40,21 @@ def pretrain_config_json(wildcards):
         "augmentations": {wildcards.augmentation: augmentation},
     }
     if generator is not None:
-        part["generators"] = {generator: config["generators"][generator]}
+        for section, entries in generator_part(generator).items():
+            part[section] = {**part.get(section, {}), **entries}
     return to_json(part)
+
+
+def generator_part(name):
+    """A generator's entry and the conditioning run it names (the variants depend on that run's settings)."""
+    generator = config["generators"][name]
+    part = {"generators": {name: generator}}
+    conditioning = generator.get("conditioning", {})
+    if "method" in conditioning:
+        method, augmentation = conditioning["method"], conditioning["augmentation"]
+        part["methods"] = {method: config["methods"][method]}
+        part["augmentations"] = {augmentation: config["augmentations"][augmentation]}
+    return part
 
 
 def variant_store(wildcards):
@@ -56,18 +69,12 @@ def generator_config_json(wildcards):
     """The part of the config a generator's training and generation read: the generator, its dataset and the
     conditioning run's settings (which its encoder depends on)."""
     dataset = config["pretrain"]["dataset"]
-    generator = config["generators"][wildcards.generator]
     part = {
         "seed": config["seed"],
         "datasets": {dataset: config["datasets"][dataset]},
         "pretrain": config["pretrain"],
-        "generators": {wildcards.generator: generator},
+        **generator_part(wildcards.generator),
     }
-    conditioning = generator.get("conditioning", {})
-    if "method" in conditioning:
-        method, augmentation = conditioning["method"], conditioning["augmentation"]
-        part["methods"] = {method: config["methods"][method]}
-        part["augmentations"] = {augmentation: config["augmentations"][augmentation]}
     return to_json(part)
 
 

@@ -163,3 +163,41 @@ def test_the_dag_fans_generation_out_into_shard_jobs(tmp_path, env_with_venv):
     )
     assert counts["generate_shard"] == "5" and counts["gather_augmentations"] == "1"
     assert counts["train_generator"] == "1" and counts["pretrain"] == "4"
+
+
+@pytest.mark.slow
+def test_the_generative_branch_runs_through_snakemake(tmp_path, env_with_venv):
+    config = {
+        "datasets": {"digits": {"source": "digits", "image_size": 16}},
+        "pretrain": {"dataset": "digits", "epochs": 1, "batch_size": 64, "backbone": {"width": 8, "blocks": [1, 1]}},
+        "methods": {"simclr": {"proj_hidden_dim": 64, "proj_output_dim": 32}, "sdiet": {"proj_output_dim": 32}},
+        "generators": {
+            "icdiffusion": {
+                "backend": "icdiffusion",
+                "variants": K,
+                "shards": 2,
+                "unet": {"block_out_channels": [8, 16]},
+                "train": {"steps": 20},
+            }
+        },
+        "augmentations": {"standard": {}, "generative": {"generator": "icdiffusion", "p": 0.5}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "-d",
+        tmp_path,
+    ]
+    subprocess.run([*command, "-c2"], env=env_with_venv, capture_output=True, text=True, check=True)
+    store = VariantStore(tmp_path / "results/augment/digits/icdiffusion")
+    assert store.k == K and (tmp_path / "results/augment/digits/icdiffusion/preview.png").is_file()
+    assert not (tmp_path / "results/augment/digits/icdiffusion.shards").exists()  # temp() shards are removed
+    for method in ("simclr", "sdiet"):
+        run = json.loads((tmp_path / f"results/pretrain/digits/{method}/generative/run.json").read_text())
+        assert run["config"]["generator_config"]["variants"] == K
+    dry = subprocess.run([*command, "-n"], env=env_with_venv, capture_output=True, text=True, check=True)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
