@@ -1,7 +1,7 @@
 """Progress bars for long stages, readable both in a terminal and in a rule's log file."""
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -12,15 +12,10 @@ T = TypeVar("T")
 LOG_INTERVAL = 30.0
 
 
-def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar on stderr showing count, rate (``unit``/s) and time left.
-
-    In a terminal the bar refreshes several times a second; when stderr is redirected to a log file it is
-    redrawn at most every ``LOG_INTERVAL`` seconds in ASCII, so logs stay small for ImageNet-size stages.
-    """
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it") -> tqdm:
+    """A tqdm bar on stderr to advance by hand (``bar.update(n)``; close it), with :func:`progress`'s settings."""
     interactive = sys.stderr.isatty()
-    yield from tqdm(
-        iterable,
+    return tqdm(
         total=total,
         desc=desc,
         unit=unit,
@@ -29,3 +24,17 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", un
         ascii=not interactive,
         dynamic_ncols=interactive,
     )
+
+
+def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
+    """Wrap ``iterable`` in a tqdm bar on stderr showing count, rate (``unit``/s) and time left.
+
+    In a terminal the bar refreshes several times a second; when stderr is redirected to a log file it is
+    redrawn at most every ``LOG_INTERVAL`` seconds in ASCII, so logs stay small for ImageNet-size stages.
+    """
+    if total is None and isinstance(iterable, Sized):
+        total = len(iterable)
+    with progress_bar(total, desc, unit) as bar:
+        for item in iterable:
+            yield item
+            bar.update(1)

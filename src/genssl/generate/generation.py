@@ -31,7 +31,7 @@ from genssl.generate.variant_store import (
     shard_range,
     write_shard,
 )
-from genssl.progress import progress
+from genssl.progress import progress_bar
 from genssl.store import ImageStore
 from genssl.store.manifest import sha256_file
 
@@ -105,13 +105,15 @@ def _batches(plan: GenerationPlan, info: dict[str, Any]) -> Iterator[tuple[np.nd
     generator = load_generator(plan.name, plan.gen, plan.weights_dir)
     per_call = plan.per_call
     positions = range(info["start"], info["stop"], per_call)
-    started, done = time.perf_counter(), 0
-    bar = progress(positions, total=len(positions), desc=f"{plan.name} shard {info['shard']}", unit="batch")
-    for start in bar:
-        indices = plan.sources[start : min(start + per_call, info["stop"])]
-        variants = generator.generate(plan.data.get_batch(indices), indices, plan.seed, plan.size)
-        done += len(indices)
-        yield indices, plan.data.labels[indices], variants
+    started, done, k = time.perf_counter(), 0, plan.gen["variants"]
+    samples = (info["stop"] - info["start"]) * k
+    with progress_bar(samples, desc=f"{plan.name} shard {info['shard']}", unit="img") as bar:  # generated images/s
+        for start in positions:
+            indices = plan.sources[start : min(start + per_call, info["stop"])]
+            variants = generator.generate(plan.data.get_batch(indices), indices, plan.seed, plan.size)
+            done += len(indices)
+            bar.update(len(indices) * k)
+            yield indices, plan.data.labels[indices], variants
     seconds = time.perf_counter() - started
     log.info(
         "shard %d: %d images x %d variants in %.1f s (%.2f images/s)",
