@@ -42,10 +42,11 @@ import torch
 from genssl.allocator import keep_freed_memory
 from genssl.augment import BatchAugment, view_specs
 from genssl.config import validate_config
+from genssl.devices import autocast_dtype
 from genssl.methods import Method, RunContext, build_method
 from genssl.models import build_backbone
 from genssl.optim import WarmupCosine, scaled_lr
-from genssl.train.trainer import _autocast_dtype, _optimizer, train_step
+from genssl.train.trainer import _optimizer, train_step
 
 MIB = 2**20
 MEMORY_RATIO_TARGET = 0.55
@@ -90,7 +91,7 @@ class Run:
         backbone, feature_dim = build_backbone(spec["backbone"])
         self.method: Method = build_method(name, backbone, feature_dim, mcfg, context).to(device).train()
         self.optimizer = _optimizer(self.method, mcfg, lr)
-        self.autocast_dtype = _autocast_dtype("auto", device)
+        self.autocast_dtype = autocast_dtype("auto", device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.augment = BatchAugment(view_specs(mcfg["views"]), out_size=self.size)
         self.method.open_external(None, self.step)  # a fresh head, start_step steps done

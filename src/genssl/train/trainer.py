@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genssl import __version__
+from genssl import __version__, devices
 from genssl.atomic import atomic_file
 from genssl.augment import BatchAugment, view_specs
 from genssl.config import dataset_config
@@ -87,22 +87,6 @@ def run_config(config: dict[str, Any], method: str, augmentation: str) -> dict[s
 
 def _digest(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
-
-
-def _device(requested: str, local_rank: int) -> torch.device:
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("pretrain.device: 'cuda' requested but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
 
 
 def _optimizer(method: Method, cfg: dict[str, Any], lr: float) -> torch.optim.Optimizer:
@@ -213,7 +197,7 @@ def pretrain(
     out = Path(out_dir)
     digest = _digest(cfg)
 
-    device = _device(pcfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
+    device = devices.select_device(pcfg["device"], "pretrain.device", int(os.environ.get("LOCAL_RANK", "0")))
     rank, world, _ = init_from_env(device.type)
     main_process = rank == 0
     if device.type == "cpu":
@@ -263,7 +247,7 @@ def pretrain(
     if channels_last:
         method.to(memory_format=torch.channels_last)
     optimizer = _optimizer(method, mcfg, lr)
-    autocast_dtype = _autocast_dtype(pcfg["precision"], device)
+    autocast_dtype = devices.autocast_dtype(pcfg["precision"], device)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
     model: nn.Module = method
     if world > 1:
