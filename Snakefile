@@ -19,6 +19,7 @@ include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/pretrain.smk"
 include: "rules/generate.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

@@ -54,3 +54,19 @@ def test_console_script_is_installed(env_with_venv, tmp_path):
         ["genssl", "config", "--config", config], capture_output=True, text=True, env=env_with_venv, check=True
     )
     assert yaml.safe_load(result.stdout)["datasets"]["digits"]["resize"] == "center_crop"
+
+
+def test_evaluation_commands_name_their_bad_input(tmp_path, capsys):
+    config = _write_config(tmp_path / "c.yaml", {"digits": {"source": "digits"}})
+    assert main(["features", "--config", config, "--downstream", "digits"]) == 2
+    assert "give --method (and --augmentation) or --generator" in capsys.readouterr().err
+    assert main(["features", "--config", config, "--downstream", "shapes", "--method", "simclr"]) == 2
+    assert "datasets.shapes: no such dataset" in capsys.readouterr().err
+    out = tmp_path / "sim"
+    assert main(["similarity", "--config", config, "--features", "a=x.npz", "b", "--out", str(out)]) == 2
+    assert "--features takes NAME=PATH items, got 'b'" in capsys.readouterr().err
+    assert main(["similarity", "--config", config, "--features", "a=x.npz", "b=y.npz", "--out", str(out)]) == 1
+    assert "x.npz: no feature file" in capsys.readouterr().err
+    assert main(["probe", "--config", config, "--features", str(tmp_path / "f.npz"), "--out", str(out)]) == 1
+    assert "f.npz: no feature file" in capsys.readouterr().err
+    assert not out.exists()

@@ -156,3 +156,16 @@ def test_a_directory_of_the_other_pipeline_is_refused(weights):
     # diffusers itself would load this one (unCLIP's directory has every part image variation needs).
     with pytest.raises(GensslError, match=r"holds a StableUnCLIPImg2ImgPipeline.*StableDiffusionImageVariation"):
         load("sd_image_variation", weights["sd_unclip"])
+
+
+def test_conditioning_features_are_the_pipelines_clip_image_embeddings(backend, weights, sources):
+    images, _ = sources
+    generator = load(backend, weights[backend])
+    features = generator.conditioning_features(images)
+    assert features.shape == (3, generator.pipe.image_encoder.config.projection_dim) and features.dtype == np.float32
+    clip_input = generator.clip_input(images)
+    with torch.no_grad():
+        expected = generator.pipe.image_encoder(clip_input).image_embeds.numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(features[0], features[1])  # different images, different embeddings
+    np.testing.assert_allclose(generator.conditioning_features(images[:1]), features[:1], rtol=1e-5, atol=1e-6)

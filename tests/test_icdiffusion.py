@@ -195,3 +195,17 @@ def test_attention_and_single_level_unets_run():
         embeddings = model.embed(torch.randn(2, 5), torch.tensor([False, True]))
         assert torch.equal(embeddings[1], model.null.detach())
         assert model(torch.randn(2, 3, 16, 16), torch.tensor([3, 900]), embeddings).shape == (2, 3, 16, 16)
+
+
+def test_conditioning_features_are_the_stored_encoders_features(trained, sources):
+    from genssl.generate.icdiffusion.train import ENCODER_FILE
+    from genssl.models.encoder_file import encode, load_encoder
+
+    out, _ = trained
+    generator = load_icdiffusion("ic", generator_config(), CPU, torch.float32, out)
+    images, _ = sources
+    features = generator.conditioning_features(images)
+    encoder, _, dim = load_encoder(out / ENCODER_FILE)
+    expected = encode(encoder, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).numpy()
+    assert features.shape == (len(images), dim)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,7 @@
 """The Snakemake workflow driven through its command line, in a temporary working directory."""
 
+import csv
+import json
 import subprocess
 
 import pytest
@@ -12,7 +14,7 @@ TINY = {
     "seed": 0,
     "datasets": {
         "digits": {"source": "digits", "image_size": 8},
-        "shapes": {"source": "shapes", "image_size": 8, "n_per_class": 3},
+        "shapes": {"source": "shapes", "image_size": 8, "n_per_class": 10},
     },
     "pretrain": {
         "dataset": "digits",
@@ -20,7 +22,13 @@ TINY = {
         "batch_size": 128,
         "backbone": {"name": "small_resnet", "width": 4, "blocks": [1]},
     },
-    "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
+    "methods": {
+        "simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8},
+        "barlowtwins": {"proj_hidden_dim": 16, "proj_output_dim": 16},
+    },
+    "downstream": ["digits", "shapes"],
+    "probe": {"C": [0.1, 1.0]},
+    "similarity": {"bootstrap": 10},
 }
 
 
@@ -54,9 +62,18 @@ def _planned_jobs(result) -> dict[str, int]:
 def test_dry_run_of_the_default_config(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 2, "pretrain": 7}
-    for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins"):
+    assert _planned_jobs(result) == {
+        "all": 1,
+        "prepare_dataset": 2,
+        "pretrain": 7,
+        "extract_features": 14,
+        "linear_probe": 14,
+        "similarity": 1,
+    }
+    for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins", "diet", "sdiet"):
         assert f"output: results/pretrain/digits/{method}/standard/encoder.safetensors" in result.stdout
+        for downstream in ("digits", "shapes"):
+            assert f"output: results/probe/digits/{method}/standard/{downstream}.json" in result.stdout
     assert not (workdir / "results").exists()
 
 
@@ -80,11 +97,17 @@ def test_bad_config_fails_naming_the_key(tmp_path, env_with_venv):
     assert "datasets.digits.image_size: -3 is less than the minimum of 8" in result.stdout + result.stderr
 
 
+def _rewrite(workdir, change):
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    change(config)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
 @pytest.mark.slow
-def test_prepare_and_pretrain_run_through_snakemake(tmp_path, env_with_venv):
+def test_the_workflow_runs_through_snakemake_and_reruns_only_what_a_change_concerns(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, TINY)
-    _snakemake(workdir, env_with_venv, "-c1")
-    for name, n in (("digits", 1797), ("shapes", 30)):
+    _snakemake(workdir, env_with_venv, "-c2")
+    for name, n in (("digits", 1797), ("shapes", 100)):
         store_dir = workdir / "results" / "data" / name
         assert verify_store(store_dir) == []
         assert len(ImageStore(store_dir)) == n
@@ -93,19 +116,31 @@ def test_prepare_and_pretrain_run_through_snakemake(tmp_path, env_with_venv):
     run = workdir / "results" / "pretrain" / "digits" / "simclr" / "standard"
     assert {p.name for p in run.iterdir()} == {"encoder.safetensors", "metrics.csv", "run.json", "checkpoint"}
     assert "epoch 1/1: loss" in (workdir / "logs" / "pretrain" / "digits" / "simclr" / "standard.log").read_text()
+    for method in ("simclr", "barlowtwins"):
+        for downstream in ("digits", "shapes"):
+            probe = json.loads((workdir / f"results/probe/digits/{method}/standard/{downstream}.json").read_text())
+            assert 0 < probe["top1"] <= 1 and probe["n"]["test"] == {"digits": 359, "shapes": 20}[downstream]
+    with open(workdir / "results/similarity/digits/cka.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["a"], row["b"], row["n"]) == ("barlowtwins/standard", "simclr/standard", "359")
+    assert float(row["cka_low"]) <= float(row["cka_high"]) and 0 < float(row["cka"]) <= 1
     assert "Nothing to be done" in _snakemake(workdir, env_with_venv, "-n").stdout
 
-    # Changing a method's setting reruns only that method's pretraining.
-    changed = yaml.safe_load(yaml.safe_dump(TINY))
-    changed["methods"]["simclr"]["temperature"] = 0.5
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
-    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "pretrain": 1}
-
-    # Changing one dataset's setting reruns only that dataset.
-    changed["methods"]["simclr"]["temperature"] = 0.2
-    changed["datasets"]["shapes"]["n_per_class"] = 4
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
+    # Changing a method's setting reruns only that method's branch.
+    _rewrite(workdir, lambda c: c["methods"]["simclr"].update(temperature=0.5))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 1}
+    assert _planned_jobs(result) == {"all": 1, "pretrain": 1, "extract_features": 2, "linear_probe": 2, "similarity": 1}
+    assert "output: results/pretrain/digits/barlowtwins" not in result.stdout
+
+    # Changing a probe setting reruns only the probes; a similarity setting only the similarity analysis.
+    _rewrite(workdir, lambda c: c["probe"].update(C=[1.0]))
+    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 4}
+    _rewrite(workdir, lambda c: c["similarity"].update(bootstrap=20))
+    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1}
+
+    # Changing one dataset's setting reruns only that dataset and what is computed from it.
+    _rewrite(workdir, lambda c: c["datasets"]["shapes"].update(n_per_class=12))
+    result = _snakemake(workdir, env_with_venv, "-n")
+    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "extract_features": 2, "linear_probe": 2}
     assert "output: results/data/shapes/manifest.json" in result.stdout
     assert "output: results/data/digits/manifest.json" not in result.stdout

@@ -112,6 +112,59 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_features(args: argparse.Namespace) -> int:
+    import torch
+
+    from genssl.evaluate.features import extract_conditioning_features, extract_encoder_features
+
+    config = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = config["pretrain"]["dataset"]
+    data = args.data or f"results/data/{args.downstream}"
+    if args.generator is not None:
+        out = args.out or f"results/features/{dataset}/conditioning/{args.generator}/{args.downstream}.npz"
+        extract_conditioning_features(config, args.downstream, args.generator, data, out, args.weights)
+        return 0
+    if args.method is None:
+        raise ConfigError("genssl features: give --method (and --augmentation) or --generator")
+    run = f"{dataset}/{args.method}/{args.augmentation}"
+    encoder = args.encoder or f"results/pretrain/{run}/encoder.safetensors"
+    out = args.out or f"results/features/{run}/{args.downstream}.npz"
+    extract_encoder_features(config, args.downstream, encoder, data, out)
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    import torch
+
+    from genssl.evaluate.probe import run_probe
+
+    config = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_probe(config, args.features, args.out, args.encoder, args.data)
+    return 0
+
+
+def _cmd_similarity(args: argparse.Namespace) -> int:
+    import torch
+
+    from genssl.evaluate.similarity.stage import run_similarity
+
+    config = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    encoders = {}
+    for item in args.features:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"genssl similarity: --features takes NAME=PATH items, got {item!r}")
+        encoders[name] = path
+    run_similarity(config, encoders, args.out)
+    return 0
+
+
 def _cmd_store_verify(args: argparse.Namespace) -> int:
     from genssl.store import verify_store
 
@@ -205,6 +258,41 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--gather", action="store_true", help="only gather the finished shards into OUT")
     gen.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     gen.set_defaults(func=_cmd_generate)
+
+    feat = commands.add_parser(
+        "features",
+        help="frozen-encoder features of a downstream dataset's splits "
+        "(results/features/{dataset}/{method}/{augmentation}/{downstream}.npz)",
+    )
+    _add_config_options(feat)
+    feat.add_argument("--downstream", required=True, help="the dataset to encode, a key of `datasets`")
+    feat.add_argument("--method", help="the pretraining run's method")
+    feat.add_argument("--augmentation", default="standard", help="the pretraining run's augmentation")
+    feat.add_argument("--encoder", help="encoder file (default: the run's results/pretrain/.../encoder.safetensors)")
+    feat.add_argument("--generator", help="encode with this generator's conditioning encoder instead of a run's")
+    feat.add_argument("--weights", help="the trained generator's directory (for --generator of a trained backend)")
+    feat.add_argument("--data", help="store of the downstream dataset (default: results/data/{downstream})")
+    feat.add_argument("--out", help="feature file to write")
+    feat.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    feat.set_defaults(func=_cmd_features)
+
+    probe = commands.add_parser("probe", help="linear probe and kNN accuracy of a feature file (results/probe/...)")
+    _add_config_options(probe)
+    probe.add_argument("--features", required=True, help="feature file written by genssl features")
+    probe.add_argument("--out", required=True, help="result JSON to write")
+    probe.add_argument("--encoder", help="[probe.protocol augmented] the encoder the features were extracted with")
+    probe.add_argument("--data", help="[probe.protocol augmented] store of the downstream dataset")
+    probe.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    probe.set_defaults(func=_cmd_probe)
+
+    sim = commands.add_parser(
+        "similarity", help="CKA and Procrustes distance between encoders (results/similarity/...)"
+    )
+    _add_config_options(sim)
+    sim.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH", help="encoders' feature files")
+    sim.add_argument("--out", required=True, help="output directory")
+    sim.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    sim.set_defaults(func=_cmd_similarity)
 
     store = commands.add_parser("store", help="inspect and check stores").add_subparsers(
         dest="store_command", required=True, metavar="ACTION"

@@ -90,6 +90,7 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
         known = ", ".join(sorted(config.get("datasets", {}))) or "(none)"
         problems.append(f"pretrain.dataset: {pretrain.get('dataset')!r} is not a configured dataset; datasets: {known}")
     problems += _generator_errors(config)
+    problems += _evaluation_errors(config)
     moco = methods.get("mocov2plus")
     if moco is not None:
         batch = moco.get("batch_size", pretrain.get("batch_size"))
@@ -144,6 +145,19 @@ def _generator_errors(config: dict[str, Any]) -> list[str]:
             known = ", ".join(sorted(generators)) or "(none)"
             problems.append(f"augmentations.{name}.generator: {generator!r} is not a configured generator; {known}")
     return problems
+
+
+def _evaluation_errors(config: dict[str, Any]) -> list[str]:
+    """Downstream and similarity datasets must be configured datasets."""
+    datasets = config.get("datasets", {})
+    known = ", ".join(sorted(datasets)) or "(none)"
+    named = [(f"downstream[{i}]", name) for i, name in enumerate(config.get("downstream", []))]
+    similarity = config.get("similarity", {}).get("dataset")
+    if similarity is not None:
+        named.append(("similarity.dataset", similarity))
+    return [
+        f"{key}: {name!r} is not a configured dataset; datasets: {known}" for key, name in named if name not in datasets
+    ]
 
 
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,3 +223,19 @@ def generator_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 def to_json(config: Mapping[str, Any]) -> str:
     """Canonical JSON of a configuration (sorted keys), as recorded in manifests and passed between rules."""
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def downstream_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets every encoder is evaluated on: ``downstream``, or the pretraining dataset when it is empty."""
+    return list(config["downstream"]) or [config["pretrain"]["dataset"]]
+
+
+def similarity_dataset(config: Mapping[str, Any]) -> str:
+    """The dataset of the similarity analysis' evaluation set: ``similarity.dataset`` or the pretraining dataset."""
+    return config["similarity"]["dataset"] or config["pretrain"]["dataset"]
+
+
+def encoder_input_size(config: Mapping[str, Any]) -> int:
+    """The side of the encoders' input: ``features.input_size``, or the side of the pretraining images."""
+    size = config["features"]["input_size"]
+    return size if size is not None else config["datasets"][config["pretrain"]["dataset"]]["image_size"]

@@ -85,6 +85,12 @@ class VariantGenerator(abc.ABC):
         """One generated image per source image: uint8 (B, H, W, 3) in, float (B, 3, h, w) in [0, 1] out (any
         device, any size). ``generators[j]`` is the only source of randomness of sample ``j``."""
 
+    @abc.abstractmethod
+    def conditioning_features(self, images: np.ndarray) -> np.ndarray:
+        """float32 (B, D): the features of uint8 source images (B, H, W, 3) that the generator is conditioned on,
+        from its conditioning encoder, before any normalisation the generator applies to them (what the
+        similarity analysis compares the SSL encoders with)."""
+
     def generate(self, images: np.ndarray, indices: np.ndarray, seed: int, out_size: int) -> np.ndarray:
         """uint8 (B, H, W, 3) source images with their dataset indices (B,) -> uint8 (B, K, out_size, out_size, 3)
         with K = ``config["variants"]``, computed in batches of ``config["batch_size"]`` samples."""

@@ -110,10 +110,21 @@ class DiffusersVariations(VariantGenerator):
             raise ValueError(f"{len(images)} images but {len(generators)} generators")
         return self.run_pipeline(images, generators)
 
+    def clip_input(self, images: np.ndarray) -> torch.Tensor:
+        """CLIP's input for uint8 source images: centre-cropped and resized to ``input_size``, then the pipeline's
+        feature extractor (resize to CLIP's size, CLIP's normalisation)."""
+        pixels = resize_images(to_float_images(images), self.config["input_size"])
+        return self.pipe.feature_extractor(images=pixels, do_rescale=False, return_tensors="pt").pixel_values
+
+    @torch.inference_mode()
+    def conditioning_features(self, images: np.ndarray) -> np.ndarray:
+        """CLIP's image embeddings (``image_encoder(...).image_embeds``), which both pipelines condition on."""
+        pixels = self.clip_input(images).to(device=self.device, dtype=self.pipe.image_encoder.dtype)
+        return self.pipe.image_encoder(pixels).image_embeds.float().cpu().numpy()
+
     def run_pipeline(self, images: np.ndarray, generators: list[torch.Generator]) -> torch.Tensor:
         """One pipeline call on a batch: float (B, 3, h, w) in [0, 1] on the device."""
-        pixels = resize_images(to_float_images(images), self.config["input_size"])
-        clip_input = self.pipe.feature_extractor(images=pixels, do_rescale=False, return_tensors="pt").pixel_values
+        clip_input = self.clip_input(images)
         guidance = self.config["guidance_scale"]
         output = self.pipe(
             image=clip_input,

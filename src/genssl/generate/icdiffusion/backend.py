@@ -34,7 +34,7 @@ from genssl.errors import GensslError
 from genssl.generate.base import VariantGenerator, to_float_images
 from genssl.generate.icdiffusion.model import CONDITION_FILE, UNET_DIR, ConditionedUNet, condition_features
 from genssl.generate.icdiffusion.train import ENCODER_FILE, RECORD_FILE, SCHEDULER_DIR
-from genssl.models.encoder_file import load_encoder
+from genssl.models.encoder_file import encode, load_encoder
 
 SAMPLERS: dict[str, type[SchedulerMixin]] = {"ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
 #: The files of a trained generator's directory that sampling reads.
@@ -93,6 +93,13 @@ class ICDiffusionGenerator(VariantGenerator):
         """Condition embeddings (B, E) of float source images (B, 3, H, W) in [0, 1], encoded at their own size as
         the training images were."""
         return in_micro_batches(lambda x: self.model.embed(condition_features(self.encoder, x)), sources)
+
+    @torch.inference_mode()
+    def conditioning_features(self, images: np.ndarray) -> np.ndarray:
+        """f(x): the frozen conditioning encoder's pooled features (before the normalisation h = f(x) / ||f(x)||),
+        in micro-batches as :meth:`sample` runs it."""
+        pixels = to_float_images(images).to(self.device)
+        return in_micro_batches(lambda x: encode(self.encoder, x).float(), pixels).cpu().numpy()
 
     def _predict(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, guided: bool) -> torch.Tensor:
         """The (guided) velocity prediction (float32) at ``x``, ``t``."""

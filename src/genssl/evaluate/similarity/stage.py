@@ -1,0 +1,157 @@
+"""``genssl similarity``: CKA and orthogonal Procrustes distance between the study's encoders (rule similarity).
+
+The encoders are compared on a fixed evaluation set, the ``similarity.split`` of ``similarity.dataset``: the
+feature files of every pretraining run (``{method}/{augmentation}``) and of every generator's conditioning encoder
+(``conditioning/{generator}``), aligned example by example (:func:`genssl.evaluate.feature_file.aligned`). For
+every pair of encoders: linear CKA, biased and debiased, and OPD (:mod:`.pairwise`), each with a seeded percentile
+bootstrap interval over examples (:mod:`.bootstrap`), and with ``similarity.minibatch_size`` also minibatch CKA.
+Each pair has a kind: ``conditioning`` (an encoder vs a generator's conditioning encoder: did the SSL encoder copy
+it?), ``standard_vs_generative`` (one method with standard and with generative augmentation), ``cross`` (the
+rest of the full matrix).
+
+Writes into ``results/similarity/{dataset}/``: ``cka.csv`` and ``opd.csv`` (one row per pair), ``matrices.json``
+(the encoders in order and the E x E matrices with their interval bounds) and the heatmaps ``cka.png``,
+``cka_debiased.png`` and ``opd.png``.
+"""
+
+import csv
+import io
+import json
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from genssl.atomic import atomic_directory
+from genssl.evaluate.feature_file import aligned, load_feature_set
+from genssl.evaluate.similarity.bootstrap import bootstrap_intervals
+from genssl.evaluate.similarity.cka import minibatch_cka
+from genssl.evaluate.similarity.heatmap import save_heatmap
+from genssl.evaluate.similarity.pairwise import STATISTICS, similarity_matrices
+from genssl.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+#: The prefix of conditioning encoders' names.
+CONDITIONING = "conditioning/"
+#: Heatmap titles and colour ranges per statistic.
+HEATMAPS = {
+    "cka": ("linear CKA", 0.0, 1.0),
+    "cka_debiased": ("linear CKA (debiased)", 0.0, 1.0),
+    "opd": ("orthogonal Procrustes distance", 0.0, 2.0),
+}
+
+
+def pair_kind(a: str, b: str) -> str:
+    """``conditioning``, ``standard_vs_generative`` or ``cross`` for encoders named ``method/augmentation`` or
+    ``conditioning/generator``."""
+    if a.startswith(CONDITIONING) or b.startswith(CONDITIONING):
+        return "conditioning"
+    (method_a, aug_a), (method_b, aug_b) = a.split("/", 1), b.split("/", 1)
+    if method_a == method_b and "standard" in (aug_a, aug_b):
+        return "standard_vs_generative"
+    return "cross"
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[f"{v:.6f}" if isinstance(v, float) else v for v in row] for row in rows])
+    return buffer.getvalue()
+
+
+def run_similarity(
+    config: dict[str, Any], encoders: dict[str, str | os.PathLike[str]], out_dir: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Compare the encoders ``{name: feature file}`` (module docstring); write ``out_dir`` atomically and return
+    the content of ``matrices.json``."""
+    settings = config["similarity"]
+    names = list(encoders)
+    if len(names) < 2:
+        raise ValueError(f"the similarity analysis needs at least two encoders, got {names}")
+    feature_sets = [load_feature_set(encoders[name]) for name in names]
+    features = [torch.from_numpy(f) for f in aligned(feature_sets, settings["split"])]
+    n = len(features[0])
+    point = similarity_matrices(features)
+    intervals = bootstrap_intervals(
+        lambda rows: similarity_matrices(features, rows),
+        n,
+        settings["bootstrap"],
+        config["seed"],
+        settings["confidence"],
+    )
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    minibatch = None
+    if settings["minibatch_size"] is not None:
+        minibatch = np.eye(len(names))
+        for i, j in pairs:
+            generator = torch.Generator().manual_seed(derive_seed(config["seed"], "minibatch_cka"))
+            minibatch[i, j] = minibatch[j, i] = minibatch_cka(
+                features[i], features[j], settings["minibatch_size"], generator
+            )
+
+    def row(i: int, j: int, statistics: tuple[str, ...]) -> list[Any]:
+        values: list[Any] = [names[i], names[j], pair_kind(names[i], names[j]), n]
+        for name in statistics:
+            values += [point[name][i, j], intervals[name][0][i, j], intervals[name][1][i, j]]
+        return values
+
+    cka_header = [
+        "a",
+        "b",
+        "kind",
+        "n",
+        "cka",
+        "cka_low",
+        "cka_high",
+        "cka_debiased",
+        "cka_debiased_low",
+        "cka_debiased_high",
+    ]
+    cka_rows = [
+        row(i, j, ("cka", "cka_debiased")) + ([minibatch[i, j]] if minibatch is not None else []) for i, j in pairs
+    ]
+    if minibatch is not None:
+        cka_header.append("cka_minibatch")
+    opd_rows = [row(i, j, ("opd",)) for i, j in pairs]
+    result = {
+        "encoders": names,
+        "dataset": feature_sets[0].meta["dataset"]["name"],
+        "split": settings["split"],
+        "n": n,
+        "bootstrap": settings["bootstrap"],
+        "confidence": settings["confidence"],
+        "matrices": {
+            name: {
+                "value": point[name].tolist(),
+                "low": intervals[name][0].tolist(),
+                "high": intervals[name][1].tolist(),
+            }
+            for name in STATISTICS
+        },
+    }
+    if minibatch is not None:
+        result["matrices"]["cka_minibatch"] = {
+            "value": minibatch.tolist(),
+            "minibatch_size": settings["minibatch_size"],
+        }
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "cka.csv").write_text(_csv(cka_header, cka_rows))
+        (tmp / "opd.csv").write_text(_csv(["a", "b", "kind", "n", "opd", "opd_low", "opd_high"], opd_rows))
+        (tmp / "matrices.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        for name, (title, low, high) in HEATMAPS.items():
+            save_heatmap(
+                tmp / f"{name}.png",
+                point[name],
+                names,
+                f"{title}, {result['dataset']} {settings['split']} (n = {n})",
+                low,
+                high,
+            )
+    for i, j in pairs:
+        if pair_kind(names[i], names[j]) == "conditioning":
+            log.info("%s vs %s: CKA %.3f, OPD %.3f", names[i], names[j], point["cka"][i, j], point["opd"][i, j])
+    return result
