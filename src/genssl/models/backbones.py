@@ -7,24 +7,27 @@ images, so 32 px inputs are not downsampled 4x before the first stage. Weights s
 weights, when wanted, come from a local file (nothing is downloaded).
 """
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import resnet18, resnet50
-from torchvision.models.resnet import BasicBlock, ResNet
 
 from genssl.errors import ConfigError
 
 
-def _small_stem(model: ResNet, width: int) -> None:
+def _small_stem(model: nn.Module, width: int) -> None:
     model.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
 
 
-def _torchvision_resnet(factory: Callable[..., ResNet]) -> Callable[..., tuple[nn.Module, int]]:
+def _torchvision_resnet(name: str) -> Callable[..., tuple[nn.Module, int]]:
+    """A builder of torchvision's ``name`` (imported when used: torchvision takes seconds to import, which every
+    short evaluation job would pay)."""
+
     def build(small_stem: bool = False, zero_init_residual: bool = False, **_: Any) -> tuple[nn.Module, int]:
+        factory = getattr(importlib.import_module("torchvision.models"), name)
         model = factory(weights=None, zero_init_residual=zero_init_residual)
         if small_stem:
             _small_stem(model, model.conv1.out_channels)
@@ -33,6 +36,26 @@ def _torchvision_resnet(factory: Callable[..., ResNet]) -> Callable[..., tuple[n
         return model, dim
 
     return build
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block, as torchvision's (the same parameter names): ``relu(bn2(conv2(relu(bn1(conv1(x))))) +
+    shortcut(x))`` with 3x3 convolutions, the first of stride ``stride``, and ``downsample`` as the shortcut when
+    given (else the identity)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + shortcut)
 
 
 class SmallResNet(nn.Module):
@@ -103,8 +126,8 @@ def _small_resnet(
 
 
 BACKBONES: dict[str, Callable[..., tuple[nn.Module, int]]] = {
-    "resnet18": _torchvision_resnet(resnet18),
-    "resnet50": _torchvision_resnet(resnet50),
+    "resnet18": _torchvision_resnet("resnet18"),
+    "resnet50": _torchvision_resnet("resnet50"),
     "small_resnet": _small_resnet,
 }
 
