@@ -20,6 +20,7 @@ include: "rules/prepare.smk"
 include: "rules/pretrain.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:

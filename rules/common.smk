@@ -3,8 +3,10 @@
 # `--sdm conda`, the environment below.
 import re
 
-from genssl.config import downstream_datasets, similarity_dataset, to_json
+from genssl import study
+from genssl.config import similarity_dataset, to_json
 from genssl.generate.registry import TRAINED
+from genssl.report.contents import report_figures
 
 #: conda environment of every rule (path relative to the rules/ folder).
 GENSSL_ENV = "../envs/genssl.yaml"
@@ -17,7 +19,8 @@ def _one_of(names):
 wildcard_constraints:
     dataset=_one_of(config["datasets"]),
     method=_one_of(config["methods"]),
-    augmentation=_one_of(config["augmentations"]),
+    # A run directory: the augmentation's name, with -seed{s} for a replicate seed (genssl.study).
+    augmentation=rf"(?:{_one_of(config['augmentations'])})(?:-seed\d+)?",
     generator=_one_of(config["generators"]),
     shard=r"\d{5}",
     downstream=_one_of(config["datasets"]),
@@ -28,17 +31,28 @@ def dataset_config_json(wildcards):
     return to_json({"seed": config["seed"], "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]}})
 
 
+def run_of(wildcards):
+    """``(augmentation, seed)`` of the run directory ``wildcards.augmentation`` (augmentation[-seed{s}])."""
+    return study.parse_directory(wildcards.augmentation, config)
+
+
+def _augmentation_entry(name):
+    """An augmentation's settings without ``methods`` (which runs exist is not a setting of a run)."""
+    return {k: v for k, v in config["augmentations"][name].items() if k != "methods"}
+
+
 def pretrain_config_json(wildcards):
     """The part of the config one pretraining run reads (a change reruns only the runs it concerns)."""
     dataset = config["pretrain"]["dataset"]
-    augmentation = config["augmentations"][wildcards.augmentation]
+    name, _ = run_of(wildcards)
+    augmentation = _augmentation_entry(name)
     generator = augmentation.get("generator")
     part = {
         "seed": config["seed"],
         "datasets": {dataset: config["datasets"][dataset]},
         "pretrain": config["pretrain"],
         "methods": {wildcards.method: config["methods"][wildcards.method]},
-        "augmentations": {wildcards.augmentation: augmentation},
+        "augmentations": {name: augmentation},
     }
     if generator is not None:
         for section, entries in generator_part(generator).items():
@@ -54,16 +68,16 @@ def generator_part(name):
     if "method" in conditioning:
         method, augmentation = conditioning["method"], conditioning["augmentation"]
         part["methods"] = {method: config["methods"][method]}
-        part["augmentations"] = {augmentation: config["augmentations"][augmentation]}
+        part["augmentations"] = {augmentation: _augmentation_entry(augmentation)}
     return part
 
 
 def variant_store(wildcards):
     """The variant store a pretraining run reads: its manifest, or nothing for standard augmentation."""
-    generator = config["augmentations"][wildcards.augmentation].get("generator")
+    generator = config["augmentations"][run_of(wildcards)[0]].get("generator")
     if generator is None:
         return []
-    return f"results/augment/{wildcards.dataset}/{generator}/manifest.json"
+    return f"{study.augment_dir(config, generator)}/manifest.json"
 
 
 def generator_config_json(wildcards):
@@ -146,61 +160,49 @@ def similarity_config_json(wildcards):
     return to_json({"seed": config["seed"], "datasets": {name: config["datasets"][name]}, "similarity": config["similarity"]})
 
 
-def used_generators():
-    """The generators some augmentation uses, sorted."""
-    return sorted({a["generator"] for a in config["augmentations"].values() if a.get("generator") is not None})
-
-
-def runs():
-    """Every pretraining run as ``method/augmentation``: methods sorted, standard first, then the others sorted."""
-    augmentations = sorted(config["augmentations"], key=lambda a: (a != "standard", a))
-    return [f"{m}/{a}" for m in sorted(config["methods"]) for a in augmentations]
-
-
 def similarity_features(wildcards):
-    """``{encoder name: feature file}`` of the similarity analysis' evaluation set: every run, then every used
-    generator's conditioning encoder."""
-    name = similarity_dataset(config)
-    files = {run: f"results/features/{wildcards.dataset}/{run}/{name}.npz" for run in runs()}
-    for generator in used_generators():
-        files[f"conditioning/{generator}"] = f"results/features/{wildcards.dataset}/conditioning/{generator}/{name}.npz"
+    """``{encoder name: feature file}`` of the similarity analysis (genssl.study.similarity_encoders)."""
+    return study.similarity_encoders(config)
+
+
+def report_inputs(wildcards):
+    """Every result the report reads: probes, pretraining records, previews and the similarity analysis."""
+    files = {"probes": study.probe_files(config)}
+    files["runs"] = [f"{study.pretrain_dir(config, run)}/{name}" for run in study.runs(config) for name in ("run.json", "metrics.csv")]
+    files["previews"] = [f"{study.augment_dir(config, g)}/preview.png" for g in study.used_generators(config)]
+    files["similarity"] = similarity_targets()
     return files
 
 
-def pretrain_targets():
-    """The encoder of every configured method with every configured augmentation."""
-    return expand(
-        "results/pretrain/{dataset}/{method}/{augmentation}/encoder.safetensors",
-        dataset=config["pretrain"]["dataset"],
-        method=sorted(config["methods"]),
-        augmentation=sorted(config["augmentations"]),
-    )
-
-
-def augmentation_targets():
-    """The variant store and preview of every generator an augmentation uses."""
-    dataset = config["pretrain"]["dataset"]
-    return expand("results/augment/{dataset}/{generator}/preview.png", dataset=dataset, generator=used_generators())
-
-
-def probe_targets():
-    """The probe of every run on every downstream dataset."""
-    return expand(
-        "results/probe/{dataset}/{run}/{downstream}.json",
-        dataset=config["pretrain"]["dataset"],
-        run=runs(),
-        downstream=downstream_datasets(config),
-    )
+def report_outputs():
+    """The report's figures as named outputs. Those the report draws carry their caption (report/*.rst) for
+    `snakemake --report`; the copies of the preview grids and heatmaps are in the HTML report already, from the
+    rules that make them."""
+    captions = {
+        "loss": ("loss_curves.rst", "Pretraining"),
+        "accuracy": ("accuracy.rst", "Linear probe"),
+        "p": ("p_curve.rst", "Linear probe"),
+    }
+    outputs = {}
+    for name in report_figures(config):
+        path = f"results/report/figures/{name}"
+        kind = name.split("_")[0]
+        if kind in captions:
+            caption, category = captions[kind]
+            path = report(path, caption=f"../report/{caption}", category=category)
+        outputs[name.removesuffix(".png")] = path
+    return outputs
 
 
 def similarity_targets():
     """The similarity analysis, when there are at least two encoders to compare."""
-    if len(runs()) + len(used_generators()) < 2:
+    if len(study.similarity_encoders(config)) < 2:
         return []
-    return [f"results/similarity/{config['pretrain']['dataset']}/cka.csv"]
+    directory = study.similarity_dir(config)
+    return [f"{directory}/{name}" for name in ("cka.csv", "opd.csv", "matrices.json", "cka.png", "cka_debiased.png", "opd.png")]
 
 
 def all_targets():
-    """Every output of the workflow."""
+    """Every output of the workflow: the report and, through it, everything it summarises."""
     data = expand("results/data/{dataset}/manifest.json", dataset=sorted(config["datasets"]))
-    return data + augmentation_targets() + pretrain_targets() + probe_targets() + similarity_targets()
+    return data + ["results/report/summary.md"]

@@ -1,5 +1,6 @@
 rule pretrain:
-    """Pretrain one method with one augmentation setting; resumes from the checkpoint in its output directory."""
+    """Pretrain one method with one augmentation setting and seed (a replicate's directory is
+    {augmentation}-seed{s}); resumes from the checkpoint in its output directory."""
     input:
         data="results/data/{dataset}/manifest.json",
         variants=variant_store,
@@ -12,6 +13,8 @@ rule pretrain:
         data=subpath(input.data, parent=True),
         out=subpath(output.encoder, parent=True),
         variants=lambda wildcards, input: f"--variants {subpath(input.variants, parent=True)}" if input.variants else "",
+        augmentation=lambda wildcards: run_of(wildcards)[0],
+        seed=lambda wildcards: run_of(wildcards)[1],
     log:
         "logs/pretrain/{dataset}/{method}/{augmentation}.log",
     benchmark:
@@ -22,6 +25,6 @@ rule pretrain:
     resources:
         mem_mb=4000,
     shell:
-        "genssl pretrain --method {wildcards.method} --augmentation {wildcards.augmentation}"
+        "genssl pretrain --method {wildcards.method} --augmentation {params.augmentation} --seed {params.seed}"
         " --config-json {params.config:q} --data {params.data} --out {params.out} {params.variants}"
         " --threads {threads} 2> {log}"

@@ -20,7 +20,7 @@ def test_default_config_validates_with_defaults_filled():
     config = load_config(REPO / "config" / "config.yaml")
     digits = config["datasets"]["digits"]
     assert config["seed"] == 0
-    assert digits["image_size"] == 32
+    assert digits["image_size"] == 16 and config["seeds"] == [0]
     assert digits["resize"] == "center_crop"
     assert digits["encoding"] == "auto"
     assert digits["val_fraction"] == 0.1 and digits["test_fraction"] == 0.2

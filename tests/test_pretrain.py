@@ -265,3 +265,18 @@ def test_loader_workers_do_not_change_the_result(digits, tmp_path):
     pretrain(tiny_config(epochs=1, num_workers=2), "simclr", "standard", digits, tmp_path / "workers")
     encoders = [(tmp_path / d / "encoder.safetensors").read_bytes() for d in ("in_process", "workers")]
     assert encoders[0] == encoders[1]
+
+
+def test_a_replicate_seed_changes_the_runs_own_draws_only(digits, tmp_path):
+    config = tiny_config(epochs=1)
+    first = pretrain(config, "simclr", "standard", digits, tmp_path / "seed0")
+    replicate = pretrain(config, "simclr", "standard", digits, tmp_path / "seed1", seed=1)
+    assert (first["seed"], first["config"]["data_seed"]) == (0, 0)
+    assert (replicate["seed"], replicate["config"]["data_seed"]) == (1, 0)
+    encoders = [load_file(str(tmp_path / name / "encoder.safetensors")) for name in ("seed0", "seed1")]
+    assert any(not torch.equal(encoders[0][k], encoders[1][k]) for k in encoders[0])
+    explicit = pretrain(config, "simclr", "standard", digits, tmp_path / "explicit", seed=0)
+    assert (tmp_path / "explicit" / "encoder.safetensors").read_bytes() == (
+        tmp_path / "seed0" / "encoder.safetensors"
+    ).read_bytes()
+    assert explicit["final"]["peak_memory_kind"] == "cpu_rss" and explicit["final"]["peak_memory_mib"] > 50

@@ -1,17 +1,24 @@
-"""The Snakemake workflow driven through its command line, in a temporary working directory."""
+"""The Snakemake workflow driven through its command line, in a temporary working directory: the default study's
+DAG, a tiny study end to end (every stage, the report), and what a change of the configuration reruns."""
 
 import csv
 import json
+import math
 import subprocess
 
 import pytest
 import yaml
 
+from genssl.config import validate_config
 from genssl.store import ImageStore, verify_store
+from genssl.study import runs
 from tests.helpers import REPO
 
+#: The whole DAG at a tiny size: two methods, a trained generator, the p sweep and the mode ablation for SimCLR,
+#: two seeds, one downstream dataset and the similarity analysis.
 TINY = {
     "seed": 0,
+    "seeds": [0, 1],
     "datasets": {
         "digits": {"source": "digits", "image_size": 8},
         "shapes": {"source": "shapes", "image_size": 8, "n_per_class": 10},
@@ -22,11 +29,24 @@ TINY = {
         "batch_size": 128,
         "backbone": {"name": "small_resnet", "width": 4, "blocks": [1]},
     },
-    "methods": {
-        "simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8},
-        "barlowtwins": {"proj_hidden_dim": 16, "proj_output_dim": 16},
+    "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}, "sdiet": {"proj_output_dim": 8}},
+    "generators": {
+        "icdiffusion": {
+            "backend": "icdiffusion",
+            "variants": 2,
+            "shards": 2,
+            "inference_steps": 2,
+            "unet": {"block_out_channels": [8, 16]},
+            "train": {"steps": 10},
+        }
     },
-    "downstream": ["digits", "shapes"],
+    "augmentations": {
+        "standard": {},
+        "generative": {"generator": "icdiffusion"},
+        "p100": {"generator": "icdiffusion", "p": 1.0, "methods": ["simclr"]},
+        "generative_only": {"generator": "icdiffusion", "mode": "generative-only", "methods": ["simclr"]},
+    },
+    "downstream": ["digits"],
     "probe": {"C": [0.1, 1.0]},
     "similarity": {"bootstrap": 10},
 }
@@ -59,29 +79,39 @@ def _planned_jobs(result) -> dict[str, int]:
     return counts
 
 
-def test_dry_run_of_the_default_config(tmp_path, env_with_venv):
-    workdir = _workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    workdir = _workdir(tmp_path, config)
     result = _snakemake(workdir, env_with_venv, "-n")
+    # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1) and mode ablation (2): 19 runs,
+    # each probed on digits and shapes.
     assert _planned_jobs(result) == {
         "all": 1,
         "prepare_dataset": 2,
-        "pretrain": 7,
-        "extract_features": 14,
-        "linear_probe": 14,
+        "pretrain": 19,
+        "train_generator": 1,
+        "generate_shard": 4,
+        "gather_augmentations": 1,
+        "extract_features": 38,
+        "extract_conditioning_features": 1,
+        "linear_probe": 38,
         "similarity": 1,
+        "report": 1,
     }
     for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins", "diet", "sdiet"):
-        assert f"output: results/pretrain/digits/{method}/standard/encoder.safetensors" in result.stdout
-        for downstream in ("digits", "shapes"):
-            assert f"output: results/probe/digits/{method}/standard/{downstream}.json" in result.stdout
+        for augmentation in ("standard", "generative"):
+            assert f"output: results/pretrain/digits/{method}/{augmentation}/encoder.safetensors" in result.stdout
+            for downstream in ("digits", "shapes"):
+                assert f"output: results/probe/digits/{method}/{augmentation}/{downstream}.json" in result.stdout
+    assert "output: results/pretrain/digits/simclr/p025/encoder.safetensors" in result.stdout
+    assert "output: results/pretrain/digits/byol/p025/encoder.safetensors" not in result.stdout
     assert not (workdir / "results").exists()
 
 
 def test_lint_reports_nothing(env_with_venv):
-    workdir = REPO
     result = subprocess.run(
         ["snakemake", "--lint", "--snakefile", str(REPO / "Snakefile")],
-        cwd=workdir,
+        cwd=REPO,
         capture_output=True,
         text=True,
         env=env_with_venv,
@@ -103,44 +133,111 @@ def _rewrite(workdir, change):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
 
+def _finite_cells(table_lines):
+    """The numbers of a Markdown table's body (cells like `85.1`, `85.1 ± 2.0` or `0.5 [0.4, 0.6]`)."""
+    numbers = []
+    for line in table_lines[2:]:
+        for cell in line.strip("|").split("|")[1:]:
+            first = cell.strip().split(" ")[0]
+            try:
+                numbers.append(float(first))
+            except ValueError:
+                continue
+    return numbers
+
+
 @pytest.mark.slow
-def test_the_workflow_runs_through_snakemake_and_reruns_only_what_a_change_concerns(tmp_path, env_with_venv):
+def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, TINY)
     _snakemake(workdir, env_with_venv, "-c2")
     for name, n in (("digits", 1797), ("shapes", 100)):
-        store_dir = workdir / "results" / "data" / name
-        assert verify_store(store_dir) == []
-        assert len(ImageStore(store_dir)) == n
-        assert f"prepared {name}: {n} images" in (workdir / "logs" / "prepare_dataset" / f"{name}.log").read_text()
-        assert (workdir / "benchmarks" / "prepare_dataset" / f"{name}.tsv").read_text().startswith("s\t")
-    run = workdir / "results" / "pretrain" / "digits" / "simclr" / "standard"
-    assert {p.name for p in run.iterdir()} == {"encoder.safetensors", "metrics.csv", "run.json", "checkpoint"}
-    assert "epoch 1/1: loss" in (workdir / "logs" / "pretrain" / "digits" / "simclr" / "standard.log").read_text()
-    for method in ("simclr", "barlowtwins"):
-        for downstream in ("digits", "shapes"):
-            probe = json.loads((workdir / f"results/probe/digits/{method}/standard/{downstream}.json").read_text())
-            assert 0 < probe["top1"] <= 1 and probe["n"]["test"] == {"digits": 359, "shapes": 20}[downstream]
+        assert verify_store(workdir / "results" / "data" / name) == []
+        assert len(ImageStore(workdir / "results" / "data" / name)) == n
+    assert "epoch 1/1: loss" in (workdir / "logs/pretrain/digits/simclr/standard.log").read_text()
+    assert (workdir / "benchmarks/prepare_dataset/digits.tsv").read_text().startswith("s\t")
+    assert not (workdir / "results/augment/digits/icdiffusion.shards").exists()  # temp() shards are removed
+
+    # Every run, replicate seeds included, was trained and probed.
+    config = validate_config(TINY)
+    assert len(runs(config)) == 12
+    replicate = json.loads((workdir / "results/pretrain/digits/simclr/p100-seed1/run.json").read_text())
+    assert replicate["seed"] == 1 and replicate["config"]["data_seed"] == 0
+    probe = json.loads((workdir / "results/probe/digits/sdiet/generative-seed1/digits.json").read_text())
+    assert 0 < probe["top1"] <= 1 and probe["n"]["test"] == 359
+
+    # The similarity analysis compares the first seed's runs and the conditioning encoder.
     with open(workdir / "results/similarity/digits/cka.csv") as f:
-        (row,) = list(csv.DictReader(f))
-    assert (row["a"], row["b"], row["n"]) == ("barlowtwins/standard", "simclr/standard", "359")
-    assert float(row["cka_low"]) <= float(row["cka_high"]) and 0 < float(row["cka"]) <= 1
+        pairs = list(csv.DictReader(f))
+    assert len(pairs) == 7 * 6 // 2
+    conditioning = next(p for p in pairs if p["a"] == "simclr/standard" and p["b"] == "conditioning/icdiffusion")
+    assert float(conditioning["cka"]) == pytest.approx(1.0)  # icdiffusion is conditioned on simclr/standard
+
+    # The report holds every table and figure, with finite values.
+    summary = (workdir / "results/report/summary.md").read_text()
+    for heading in (
+        "## Linear probe top-1 (%)",
+        "## kNN top-1 (%), k = 20",
+        "## Generative minus standard",
+        "## p sweep: simclr, icdiffusion",
+        "## Mode ablation: simclr, icdiffusion",
+        "## S-DIET and the other methods",
+        "## Representation similarity",
+        "## Runtime per rule",
+    ):
+        assert heading in summary
+    tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
+    values = [v for table in tables for v in _finite_cells(table)]
+    assert len(tables) == 9 and len(values) > 50 and all(math.isfinite(v) for v in values)
+    assert " ± " in summary  # two seeds: mean +- std
+    for name in (
+        "preview_icdiffusion",
+        "loss_curves",
+        "accuracy_digits",
+        "p_curve",
+        "similarity_cka",
+        "similarity_opd",
+    ):
+        assert (workdir / f"results/report/figures/{name}.png").stat().st_size > 5000
+    metrics = json.loads((workdir / "results/report/metrics.json").read_text())
+    assert math.isfinite(metrics["probe"]["digits"]["simclr/standard"]["top1"])
+    with open(workdir / "results/report/results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(math.isfinite(float(r["value"])) for r in rows)
+    assert {r["seed"] for r in rows if r["section"] == "probe"} == {"0", "1"}
+    html = _snakemake(workdir, env_with_venv, "--report", "results/report.html")
+    assert (workdir / "results/report.html").stat().st_size > 100_000, html.stderr
+
+    # After a complete run there is nothing to do.
     assert "Nothing to be done" in _snakemake(workdir, env_with_venv, "-n").stdout
 
-    # Changing a method's setting reruns only that method's branch.
-    _rewrite(workdir, lambda c: c["methods"]["simclr"].update(temperature=0.5))
+    # A method's setting reruns that method's branch only: its runs (both seeds, all augmentations), their
+    # features and probes, and what summarises them.
+    _rewrite(workdir, lambda c: c["methods"]["sdiet"].update(temperature=0.2))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "pretrain": 1, "extract_features": 2, "linear_probe": 2, "similarity": 1}
-    assert "output: results/pretrain/digits/barlowtwins" not in result.stdout
+    assert _planned_jobs(result) == {
+        "all": 1,
+        "pretrain": 4,
+        "extract_features": 4,
+        "linear_probe": 4,
+        "similarity": 1,
+        "report": 1,
+    }
+    assert "output: results/pretrain/digits/simclr" not in result.stdout
 
-    # Changing a probe setting reruns only the probes; a similarity setting only the similarity analysis.
+    # A probe setting reruns only the probes and the report; a similarity setting only the analysis and the report.
     _rewrite(workdir, lambda c: c["probe"].update(C=[1.0]))
-    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 4}
+    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 12, "report": 1}
     _rewrite(workdir, lambda c: c["similarity"].update(bootstrap=20))
-    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1}
+    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1, "report": 1}
 
-    # Changing one dataset's setting reruns only that dataset and what is computed from it.
+    # Restricting an ablation to fewer methods or adding a seed does not rerun the existing runs.
+    _rewrite(workdir, lambda c: c.update(seeds=[0, 1, 2]))
+    result = _snakemake(workdir, env_with_venv, "-n")
+    assert _planned_jobs(result)["pretrain"] == 6 and "-seed2/encoder.safetensors" in result.stdout
+
+    # A dataset's setting reruns only that dataset and what is computed from it (shapes is not probed here); the
+    # report, which reads the whole configuration, is remade.
     _rewrite(workdir, lambda c: c["datasets"]["shapes"].update(n_per_class=12))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "extract_features": 2, "linear_probe": 2}
-    assert "output: results/data/shapes/manifest.json" in result.stdout
+    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "report": 1}
     assert "output: results/data/digits/manifest.json" not in result.stdout

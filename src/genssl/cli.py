@@ -48,6 +48,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     import torch
 
     from genssl.allocator import keep_freed_memory
+    from genssl.study import Run, pretrain_dir, seeds
     from genssl.train.trainer import pretrain
 
     config = _config(args)
@@ -56,8 +57,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     dataset = config["pretrain"]["dataset"]
     data = args.data or f"results/data/{dataset}"
-    out = args.out or f"results/pretrain/{dataset}/{args.method}/{args.augmentation}"
-    pretrain(config, args.method, args.augmentation, data, out, variants_dir=args.variants)
+    seed = config["seed"] if args.seed is None else args.seed
+    run = Run(args.method, args.augmentation, seed, seed == seeds(config)[0])
+    out = args.out or pretrain_dir(config, run)
+    pretrain(config, args.method, args.augmentation, data, out, variants_dir=args.variants, seed=seed)
     return 0
 
 
@@ -116,21 +119,21 @@ def _cmd_features(args: argparse.Namespace) -> int:
     import torch
 
     from genssl.evaluate.features import extract_conditioning_features, extract_encoder_features
+    from genssl.study import conditioning_features_file, features_file, pretrain_dir, run_from_directory
 
     config = _config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = config["pretrain"]["dataset"]
     data = args.data or f"results/data/{args.downstream}"
     if args.generator is not None:
-        out = args.out or f"results/features/{dataset}/conditioning/{args.generator}/{args.downstream}.npz"
+        out = args.out or conditioning_features_file(config, args.generator, args.downstream)
         extract_conditioning_features(config, args.downstream, args.generator, data, out, args.weights)
         return 0
     if args.method is None:
         raise ConfigError("genssl features: give --method (and --augmentation) or --generator")
-    run = f"{dataset}/{args.method}/{args.augmentation}"
-    encoder = args.encoder or f"results/pretrain/{run}/encoder.safetensors"
-    out = args.out or f"results/features/{run}/{args.downstream}.npz"
+    run = run_from_directory(args.method, args.augmentation, config)
+    encoder = args.encoder or f"{pretrain_dir(config, run)}/encoder.safetensors"
+    out = args.out or features_file(config, run, args.downstream)
     extract_encoder_features(config, args.downstream, encoder, data, out)
     return 0
 
@@ -162,6 +165,13 @@ def _cmd_similarity(args: argparse.Namespace) -> int:
             raise ConfigError(f"genssl similarity: --features takes NAME=PATH items, got {item!r}")
         encoders[name] = path
     run_similarity(config, encoders, args.out)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from genssl.report.stage import build_report
+
+    build_report(_config(args), args.results, args.out)
     return 0
 
 
@@ -229,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--out", help="output directory (default: results/pretrain/{dataset}/{method}/{augmentation})")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     pre.add_argument("--variants", help="variant store of a generative augmentation (default: results/augment/...)")
+    pre.add_argument("--seed", type=int, help="the run's seed, one of `seeds` (default: `seed`)")
     pre.set_defaults(func=_cmd_pretrain)
 
     train_gen = commands.add_parser(
@@ -267,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(feat)
     feat.add_argument("--downstream", required=True, help="the dataset to encode, a key of `datasets`")
     feat.add_argument("--method", help="the pretraining run's method")
-    feat.add_argument("--augmentation", default="standard", help="the pretraining run's augmentation")
+    feat.add_argument(
+        "--augmentation", default="standard", help="the run's directory: its augmentation, -seed{s} for a replicate"
+    )
     feat.add_argument("--encoder", help="encoder file (default: the run's results/pretrain/.../encoder.safetensors)")
     feat.add_argument("--generator", help="encode with this generator's conditioning encoder instead of a run's")
     feat.add_argument("--weights", help="the trained generator's directory (for --generator of a trained backend)")
@@ -293,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", required=True, help="output directory")
     sim.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     sim.set_defaults(func=_cmd_similarity)
+
+    rep = commands.add_parser("report", help="the study's report: tables, tidy results, metrics, figures")
+    _add_config_options(rep)
+    rep.add_argument("--results", default=".", help="the directory holding results/ and benchmarks/ (default: .)")
+    rep.add_argument("--out", default="results/report", help="output directory (default: %(default)s)")
+    rep.set_defaults(func=_cmd_report)
 
     store = commands.add_parser("store", help="inspect and check stores").add_subparsers(
         dest="store_command", required=True, metavar="ACTION"

@@ -66,7 +66,7 @@ def schema_errors(config: dict[str, Any]) -> list[str]:
 
 def _hint(error: jsonschema.ValidationError) -> str:
     """YAML 1.1 (PyYAML, Snakemake) reads ``1e-5`` as a string: say how to write the number."""
-    if error.validator == "type" and isinstance(error.instance, str):
+    if error.validator == "type" and isinstance(error.instance, str) and "e" in error.instance.lower():
         try:
             value = float(error.instance)
         except ValueError:
@@ -140,6 +140,9 @@ def _generator_errors(config: dict[str, Any]) -> list[str]:
                     f"{aug['generator']!r}; the conditioning encoder must be trained without generated images"
                 )
     for name, aug in config.get("augmentations", {}).items():
+        for method in aug.get("methods", []):
+            if method not in config.get("methods", {}):
+                problems.append(f"augmentations.{name}.methods: {method!r} is not a configured method")
         generator = aug.get("generator")
         if generator is not None and generator not in generators:
             known = ", ".join(sorted(generators)) or "(none)"

@@ -1,4 +1,7 @@
-"""Where a stage runs: the device a config's ``device`` key asks for, and the autocast dtype of its ``precision``."""
+"""Where a stage runs: the device a config's ``device`` key asks for, the autocast dtype of its ``precision``, and
+the peak memory it took."""
+
+import resource
 
 import torch
 
@@ -23,3 +26,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16
+
+
+def peak_memory(device: torch.device) -> dict[str, float | str]:
+    """``{"peak_memory_mib", "peak_memory_kind"}``: on CUDA ``torch.cuda.max_memory_allocated`` (tensors on the
+    device), on the CPU the process's peak resident set size (``ru_maxrss``: everything, the interpreter and
+    libraries included)."""
+    if device.type == "cuda":
+        return {
+            "peak_memory_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+            "peak_memory_kind": "cuda_allocated",
+        }
+    return {"peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_memory_kind": "cpu_rss"}

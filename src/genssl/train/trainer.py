@@ -60,8 +60,12 @@ class NonFiniteLossError(GensslError):
     """The loss became NaN or infinite; the message names the epoch and step."""
 
 
-def run_config(config: dict[str, Any], method: str, augmentation: str) -> dict[str, Any]:
-    """The part of the study configuration that determines one pretraining run (what its checkpoint must match)."""
+def run_config(config: dict[str, Any], method: str, augmentation: str, seed: int | None = None) -> dict[str, Any]:
+    """The part of the study configuration that determines one pretraining run (what its checkpoint must match).
+
+    ``seed`` (default: the config's ``seed``) seeds the run's own draws: initialisation, data order, views and
+    variant choices; ``data_seed``, the config's ``seed``, is the seed the data splits and variants were made with.
+    """
     if method not in config["methods"]:
         known = ", ".join(sorted(config["methods"])) or "(none)"
         raise ConfigError(
@@ -72,15 +76,17 @@ def run_config(config: dict[str, Any], method: str, augmentation: str) -> dict[s
         raise ConfigError(f"augmentations.{augmentation}: not configured; configured: {known}")
     dataset = config["pretrain"]["dataset"]
     generator = config["augmentations"][augmentation].get("generator")
+    aug = {k: v for k, v in config["augmentations"][augmentation].items() if k != "methods"}
     return {
-        "seed": config["seed"],
+        "seed": config["seed"] if seed is None else seed,
+        "data_seed": config["seed"],
         "dataset": dataset,
         "data": dataset_config(config, dataset),
         "pretrain": config["pretrain"],
         "method": method,
         "method_config": config["methods"][method],
         "augmentation": augmentation,
-        "augmentation_config": config["augmentations"][augmentation],
+        "augmentation_config": aug,
         "generator_config": None if generator is None else config["generators"][generator],
     }
 
@@ -129,7 +135,7 @@ def _training_data(
         return StoreBatches(store, train_indices), False
     path = Path(variants_dir or f"results/augment/{cfg['dataset']}/{generator}")
     variants = VariantStore(path)
-    expected = fingerprint(data_dir, generator, cfg["generator_config"], cfg["seed"], None)
+    expected = fingerprint(data_dir, generator, cfg["generator_config"], cfg["data_seed"], None)
     variants.check({**expected, "weights_sha256": variants.fingerprint.get("weights_sha256")})
     if variants.images.shape != store.shape:
         raise GensslError(f"{path}: variants of shape {variants.images.shape}, the training images are {store.shape}")
@@ -185,13 +191,15 @@ def pretrain(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     variants_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Pretrain ``method_name`` with ``augmentation`` on the store ``data_dir``; write ``out_dir``; return run.json.
+    ``seed`` is the run's seed (default: the config's ``seed``; :func:`run_config`).
 
     An augmentation with a ``generator`` reads its variant store ``variants_dir`` (default
     ``results/augment/{dataset}/{generator}``), which must have been made from ``data_dir`` with the configured
     generator settings and seed."""
-    cfg = run_config(config, method_name, augmentation)
+    cfg = run_config(config, method_name, augmentation, seed)
     pcfg, mcfg = cfg["pretrain"], cfg["method_config"]
     seed = cfg["seed"]
     out = Path(out_dir)
@@ -404,6 +412,7 @@ def pretrain(
             "epochs": len(metrics),
             "seconds": sum(m["seconds"] for m in metrics),
             "images_per_second": float(np.mean([m["images_per_second"] for m in metrics])),
+            **devices.peak_memory(device),
         },
     }
     if main_process:
