@@ -6,7 +6,11 @@ from genssl.config import validate_config
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A study is one whole configuration: `--configfile config/paper.yaml` replaces the embedded default study (instead
+# of being merged into it, as Snakemake would), and `--config key=value` overrides single keys of either.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # genssl's check names every bad key as a dotted path (e.g. `datasets.digits.image_size: -3 is less than the
