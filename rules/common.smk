@@ -26,6 +26,12 @@ wildcard_constraints:
     downstream=_one_of(config["datasets"]),
 
 
+def launcher(resources):
+    """``genssl``, or ``torchrun ... -m genssl`` (DDP, one process per GPU) for a job with ``gpu`` > 1."""
+    gpus = int(resources.gpu)
+    return f"torchrun --standalone --nproc_per_node={gpus} -m genssl" if gpus > 1 else "genssl"
+
+
 def dataset_config_json(wildcards):
     """The part of the config that `genssl prepare` reads for one dataset (a change reruns only that dataset)."""
     return to_json({"seed": config["seed"], "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]}})

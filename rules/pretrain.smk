@@ -1,6 +1,8 @@
 rule pretrain:
     """Pretrain one method with one augmentation setting and seed (a replicate's directory is
-    {augmentation}-seed{s}); resumes from the checkpoint in its output directory."""
+    {augmentation}-seed{s}); resumes from the checkpoint in its output directory (so a job killed at its time
+    limit continues where it stopped when it is retried). With resources gpu > 1 (the SLURM profile) it runs
+    through torchrun, one process per GPU of the node."""
     input:
         data="results/data/{dataset}/manifest.json",
         variants=variant_store,
@@ -15,6 +17,8 @@ rule pretrain:
         variants=lambda wildcards, input: f"--variants {subpath(input.variants, parent=True)}" if input.variants else "",
         augmentation=lambda wildcards: run_of(wildcards)[0],
         seed=lambda wildcards: run_of(wildcards)[1],
+        launcher=lambda wildcards, resources: launcher(resources),
+        threads=lambda wildcards, threads, resources: max(1, threads // max(1, int(resources.gpu))),
     log:
         "logs/pretrain/{dataset}/{method}/{augmentation}.log",
     benchmark:
@@ -24,7 +28,8 @@ rule pretrain:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=0,
     shell:
-        "genssl pretrain --method {wildcards.method} --augmentation {params.augmentation} --seed {params.seed}"
+        "{params.launcher} pretrain --method {wildcards.method} --augmentation {params.augmentation} --seed {params.seed}"
         " --config-json {params.config:q} --data {params.data} --out {params.out} {params.variants}"
-        " --threads {threads} 2> {log}"
+        " --threads {params.threads} 2> {log}"
