@@ -16,10 +16,11 @@ from genssl.errors import GensslError
 from genssl.generate.base import variant_generators
 from genssl.generate.generation import generate
 from genssl.generate.icgan import load_icgan_pretrained
-from genssl.generate.icgan.biggan import Generator, orthogonal_init
+from genssl.generate.icgan.biggan import Generator
 from genssl.generate.icgan.swav import IMAGENET_MEAN, IMAGENET_STD
 from genssl.generate.variant_store import VariantStore
 from genssl.store import StoreWriter, verify_store
+from tests.tiny_releases import write_release
 
 CPU = torch.device("cpu")
 ARCHITECTURE = {
@@ -51,33 +52,10 @@ def generator_config(release, **settings):
     return validate_config({"generators": {"ig": entry(release, **settings)}})["generators"]["ig"]
 
 
-def randomise_statistics(module: torch.nn.Module) -> None:
-    """Non-default values in every buffer, so that a round trip that dropped one would show."""
-    for name, buffer in module.named_buffers():
-        if buffer.is_floating_point():
-            buffer.copy_(torch.rand_like(buffer) + 0.5 if "var" in name else torch.randn_like(buffer))
-
-
-def swav_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The SwAV release's layout: DDP's ``module.`` prefix, SwAV's heads, no ``fc``."""
-    state = {f"module.{k}": v for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    state["module.projection_head.0.weight"] = torch.randn(16, 2048)
-    state["module.projection_head.0.bias"] = torch.randn(16)
-    state["module.prototypes.weight"] = torch.randn(8, 16)
-    return state
-
-
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("release")
-    torch.manual_seed(0)
-    generator = Generator.from_config(ARCHITECTURE, 64, 2048)
-    orthogonal_init(generator)
-    randomise_statistics(generator)
-    torch.save(generator.state_dict(), root / "G_ema_best0.pth")
-    swav = resnet50(weights=None)
-    randomise_statistics(swav)
-    torch.save(swav_state(swav), root / "swav_800ep_pretrain.pth.tar")
+    write_release(root, ARCHITECTURE, 64)
     return root
 
 

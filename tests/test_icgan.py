@@ -3,10 +3,12 @@ reruns), batch-independent deterministic sampling, refusal of stale weights, and
 
 import csv
 import json
+import subprocess
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -25,6 +27,7 @@ from genssl.generate.variant_store import VariantStore
 from genssl.models import build_backbone
 from genssl.models.encoder_file import load_encoder, save_encoder
 from genssl.store import ImageStore, verify_store
+from tests.helpers import REPO
 
 CPU = torch.device("cpu")
 STEPS = 30
@@ -278,3 +281,27 @@ def test_the_train_generator_command_dispatches_to_icgan(digits16, encoder, trai
     threads = str(torch.get_num_threads())  # the fixture's: another count rounds differently
     assert main([*args, "--encoder", str(encoder), "--out", str(out), "--threads", threads]) == 0
     assert (out / "generator.safetensors").read_bytes() == (trained[0] / "generator.safetensors").read_bytes()
+
+
+def test_the_dag_trains_icgan_but_not_the_pretrained_gan(tmp_path, env_with_venv):
+    config = {
+        "datasets": {"digits": {"source": "digits"}},
+        "pretrain": {"dataset": "digits"},
+        "methods": {"simclr": {}},
+        "generators": {
+            "icgan": {"backend": "icgan", "shards": 3},
+            "release": {"backend": "icgan_pretrained", "generator_path": "G.pth", "encoder_path": "swav.pth.tar"},
+        },
+        "augmentations": {"standard": {}, "gan": {"generator": "icgan"}, "paper": {"generator": "release"}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    config_file = str(tmp_path / "config.yaml")
+    command = ["snakemake", "-n", "--snakefile", str(REPO / "Snakefile"), "--configfile", config_file, "-d", tmp_path]
+    result = subprocess.run(command, env=env_with_venv, capture_output=True, text=True, check=True)
+    counts = dict(
+        line.split() for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()
+    )
+    assert counts["train_generator"] == "1" and counts["generate_shard"] == str(3 + 4)
+    assert counts["gather_augmentations"] == "2" and counts["pretrain"] == "3"
+    assert "results/generators/digits/icgan/generator.json" in result.stdout
+    assert "results/generators/digits/release" not in result.stdout

@@ -1,10 +1,12 @@
 """Training of an ``icgan`` generator (rule train_generator): the IC-GAN objective on the pretraining dataset.
 
-Data: the N images x_1..x_N of the store's train split, scaled to [-1, 1], and their conditions
-h_i = f(x_i) / ||f(x_i)|| from the frozen conditioning encoder f, with the k nearest neighbours NN_k(i) of every i
-by cosine similarity of h (:func:`~genssl.generate.neighbours.nearest_neighbours`, i itself included). The
-generator G(z, h) and the projection discriminator D(x, h) (:mod:`~genssl.generate.icgan.biggan`) play the hinge
-game of IC-GAN: for instances i drawn uniformly, the real samples are neighbours x_j, j ~ U(NN_k(i)), and
+Data: the N images x_1..x_N of the store's train split, resized to ``resolution`` and scaled to [-1, 1], and their
+conditions h_i = f(x_i) / ||f(x_i)|| from the frozen conditioning encoder f (at the store's size), with the k
+nearest neighbours NN_k(i) of every i by cosine similarity of h
+(:func:`~genssl.generate.neighbours.nearest_neighbours`, i itself included). G and D see h z-scored per feature over
+the N conditions (:mod:`~genssl.generate.icgan.standardise` says why), written h below. The generator G(z, h) and
+the projection discriminator D(x, h) (:mod:`~genssl.generate.icgan.biggan`) play the hinge game of IC-GAN: for
+instances i drawn uniformly, the real samples are neighbours x_j, j ~ U(NN_k(i)), and
 
     L_D = E[max(0, 1 - D(x_j, h_i))] + E[max(0, 1 + D(G(z, h_i), h_i))],
     L_G = -E[D(G(z', h_i'), h_i')],   z, z' ~ N(0, I),
@@ -17,10 +19,13 @@ with the moving averages of the batch-norm statistics that training accumulated.
 
 Every random draw (initialisation, instances, neighbours, noise) comes from generators seeded with
 ``derive_seed(seed, "icgan", name, ...)``, so a run is a pure function of (config, seed, data, encoder) on one
-device (byte for byte on the CPU).
+device and thread count (byte for byte on the CPU).
 
-Measured (2 CPU cores, torch 2.14, the embedded default: 32 px digits, 1,437 training images, 128-dim simclr
-features): see :data:`MEASURED`.
+Measured with the defaults (16 px, ch 8 and d_ch 8: G of 81 k and D of 51 k parameters, 2,000 steps of 32, lr 4e-4)
+on the embedded 32 px digits (1,293 training images, 128-dim simclr features), 2 CPU cores, torch 2.14: 153 s of
+training (2 min 38 s for ``genssl train-generator`` with start-up), final D loss 1.45 and G loss 0.42 (from 72.6
+and 26.7 at the first step); 82 % of the variants have their source's digit class (a logistic regression on the
+real images, 95 % accurate on them), with little variation among a source's variants.
 """
 
 import copy
