@@ -6,17 +6,23 @@ workload, N source images x K variants, then runs in every mode the backend offe
 
 - ``diffusers, 1 image/call``: the pipeline called on one PIL image at a time with its own generator, the way the
   paper's public code calls it (same pipeline object, so the same DDIM sampler and steps);
+- ``G, 1 sample/call`` (the GANs): the encoder and G called on one sample at a time, the way the paper's public
+  code runs IC-GAN (one image, one noise vector per call; the same loaded networks, truncation and noise);
 - ``generate()``: the backend as the workflow runs it, ``batch_size`` samples per batched pipeline call.
 
 Modes alternate over ROUNDS rounds (after one warm-up run of each) so all see the same machine conditions; the
 table gives the median seconds, images/s and the speed-up over the first mode of the backend.
 
-    python benchmarks/generation.py [--backends sd_unclip sd_image_variation icdiffusion] [--images 8] [--variants 2]
-                                    [--batch-size 16] [--steps 10] [--rounds 3] [--device cpu|cuda] [--threads T]
+    python benchmarks/generation.py [--backends sd_unclip sd_image_variation icdiffusion icgan icgan_pretrained]
+                                    [--images 8] [--variants 2] [--batch-size 16] [--steps 10] [--rounds 3]
+                                    [--device cpu|cuda] [--threads T]
 
-icdiffusion has no library pipeline to call and shows its throughput alone. To add a backend (a GAN), add to
-SUBJECTS a function that builds it in a temporary directory and returns its named modes, each a callable that
-generates every variant of (images, indices).
+icdiffusion has no library pipeline to call and shows its throughput alone. icgan is trained for a few steps at
+its default size (16 px, ch 8) on the random sources; icgan_pretrained loads a random release in the official
+layout (tests/tiny_releases.py) at 64 px with ch 4 and its full SwAV ResNet-50, fed 64 px inputs instead of 224
+(``--steps`` does not apply to the GANs). To add a backend, add to SUBJECTS a function that builds it in a
+temporary directory and returns its named modes, each a callable that generates every variant of (images,
+indices).
 """
 
 import argparse
@@ -36,12 +42,15 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genssl.config import validate_config
+from genssl.generate.base import to_float_images, variant_generators
 from genssl.generate.icdiffusion import train_icdiffusion
+from genssl.generate.icgan import train_icgan
+from genssl.generate.icgan.sampling import ICGANVariants, truncated_noise
 from genssl.generate.registry import load_generator
 from genssl.models import build_backbone
 from genssl.models.encoder_file import save_encoder
 from genssl.store import StoreWriter
-from tests import tiny_pipelines
+from tests import tiny_pipelines, tiny_releases
 
 #: A mode: generates every variant of (uint8 images (N, H, W, 3), dataset indices (N,)).
 Mode = Callable[[np.ndarray, np.ndarray], object]
@@ -83,21 +92,28 @@ def stable_diffusion(backend: str) -> Callable[[Path, argparse.Namespace], dict[
     return build
 
 
-def icdiffusion(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
-    """icdiffusion, trained for a few steps on the random source images' store with a random conditioning
-    encoder (speed does not depend on the weights). Its networks always run micro-batches of 32 rows (padded,
-    for batch-size independence), so a one-sample-per-call baseline would only time padding: throughput only."""
+def random_store_and_encoder(directory: Path, args: argparse.Namespace) -> tuple[Path, Path]:
+    """A store of max(16, ``--images``) random ``--out-size`` px images and a random small conditioning encoder
+    (speed does not depend on the weights)."""
     store = directory / "data"
     store.mkdir(parents=True)
     rng = np.random.default_rng(0)
     writer = StoreWriter(store, "raw", (args.out_size, args.out_size, 3))
-    for _ in range(max(args.images, 16)):
-        writer.add(rng.integers(0, 256, (args.out_size, args.out_size, 3), dtype=np.uint8).tobytes())
     n = max(args.images, 16)
+    for _ in range(n):
+        writer.add(rng.integers(0, 256, (args.out_size, args.out_size, 3), dtype=np.uint8).tobytes())
     writer.close(np.zeros(n, np.int64), ["0"], {"train": np.arange(n)}, {"source": "benchmark"})
     backbone_config = {"name": "small_resnet", "width": 8, "blocks": [1, 1]}
     backbone, dim = build_backbone(backbone_config)
     save_encoder(directory / "encoder.safetensors", backbone, backbone_config, dim)
+    return store, directory / "encoder.safetensors"
+
+
+def icdiffusion(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
+    """icdiffusion, trained for a few steps on a random store (:func:`random_store_and_encoder`). Its networks
+    always run micro-batches of 32 rows (padded, for batch-size independence), so a one-sample-per-call baseline
+    would only time padding: throughput only."""
+    store, _ = random_store_and_encoder(directory, args)
     entry = {
         "backend": "icdiffusion",
         "conditioning": {"encoder": str(directory / "encoder.safetensors")},
@@ -124,11 +140,73 @@ def icdiffusion(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
     return {"generate()": lambda images, indices: batched.generate(images, indices, 0, args.out_size)}
 
 
+def gan_modes(generator: ICGANVariants, args: argparse.Namespace) -> dict[str, Mode]:
+    """A GAN backend's modes: one sample per call of its encoder and G, and ``generate()``."""
+
+    @torch.inference_mode()
+    def one_sample_per_call(images: np.ndarray, indices: np.ndarray) -> None:
+        for image, draws in zip(
+            np.repeat(images, args.variants, axis=0),
+            variant_generators(0, generator.name, indices, args.variants),
+            strict=True,
+        ):
+            features = generator.encoder(to_float_images(image[None]).to(generator.device))
+            if generator.condition is not None:
+                features = generator.condition(features)
+            noise = truncated_noise([draws], generator.generator.dim_z, generator.config["truncation"])
+            generator.generator(noise.to(generator.device, generator.dtype), features.to(generator.dtype))
+
+    return {
+        "G, 1 sample/call": one_sample_per_call,
+        "generate()": lambda images, indices: generator.generate(images, indices, 0, args.out_size),
+    }
+
+
+def icgan(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
+    """icgan at its default size, trained for a few steps on a random store (:func:`random_store_and_encoder`)."""
+    store, encoder = random_store_and_encoder(directory, args)
+    entry = {
+        "backend": "icgan",
+        "conditioning": {"encoder": str(encoder)},
+        "variants": args.variants,
+        "batch_size": args.batch_size,
+        "neighbours": 2,
+        "train": {"steps": 2, "batch_size": 8},
+        "device": args.device,
+    }
+    config = validate_config({"generators": {"icgan": entry}})["generators"]["icgan"]
+    train_icgan("icgan", config, 0, store, encoder, directory / "weights")
+    return gan_modes(load_generator("icgan", config, directory / "weights"), args)
+
+
+def icgan_pretrained(directory: Path, args: argparse.Namespace) -> dict[str, Mode]:
+    """icgan_pretrained on a random release in the official layout (64 px, ch 4, the full SwAV ResNet-50)."""
+    architecture = {"ch": 4, "dim_z": 120, "feature_embedding": 64, "attention": [32], "class_embeddings": 1000}
+    generator_path, encoder_path = tiny_releases.write_release(
+        directory, {**architecture, "class_embedding_dim": 128}, 64
+    )
+    entry = {
+        "backend": "icgan_pretrained",
+        "generator_path": str(generator_path),
+        "encoder_path": str(encoder_path),
+        "architecture": architecture,
+        "resolution": 64,
+        "input_size": 64,
+        "variants": args.variants,
+        "batch_size": args.batch_size,
+        "device": args.device,
+    }
+    config = validate_config({"generators": {"icgan_pretrained": entry}})["generators"]["icgan_pretrained"]
+    return gan_modes(load_generator("icgan_pretrained", config), args)
+
+
 #: Backend name -> builder of its modes (the first mode is the baseline of the speed-up column).
 SUBJECTS: dict[str, Callable[[Path, argparse.Namespace], dict[str, Mode]]] = {
     "sd_unclip": stable_diffusion("sd_unclip"),
     "sd_image_variation": stable_diffusion("sd_image_variation"),
     "icdiffusion": icdiffusion,
+    "icgan": icgan,
+    "icgan_pretrained": icgan_pretrained,
 }
 
 

@@ -1,5 +1,5 @@
 rule train_generator:
-    """Train an instance-conditioned generator of the workflow (icdiffusion) on the pretraining dataset,
+    """Train an instance-conditioned generator of the workflow (icdiffusion, icgan) on the pretraining dataset,
     conditioned on the frozen features of the conditioning encoder."""
     input:
         data="results/data/{dataset}/manifest.json",

@@ -1,4 +1,4 @@
-"""The icdiffusion generator on 16 px digits: neighbours, training, byte-identical reruns and batch-independent
+"""The icdiffusion generator on 16 px digits: training, byte-identical reruns and batch-independent
 sampling."""
 
 import csv
@@ -13,8 +13,6 @@ from genssl.data.prepare import prepare_dataset
 from genssl.errors import ConfigError, GensslError
 from genssl.generate.icdiffusion import load_icdiffusion, train_icdiffusion
 from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet
-from genssl.generate.icdiffusion.neighbours import nearest_neighbours
-from genssl.generate.icdiffusion.train import draw_pairs
 from genssl.models import build_backbone
 from genssl.models.encoder_file import save_encoder
 from genssl.store import ImageStore
@@ -76,36 +74,6 @@ def sources(digits):
     store = ImageStore(digits)
     indices = store.split("train")[:8]
     return store.get_batch(indices), indices
-
-
-def test_neighbours_equal_brute_force():
-    features = torch.from_numpy(np.random.default_rng(0).normal(size=(97, 8)))
-    unit = features.numpy() / np.linalg.norm(features.numpy(), axis=1, keepdims=True)
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, np.inf)
-    expected = np.argsort(-similarity, axis=1, kind="stable")[:, :5]
-    for block in (None, 1, 10, 97):
-        got = nearest_neighbours(features, 5, block=block)
-        assert got.dtype == torch.int64 and got.shape == (97, 5)
-        np.testing.assert_array_equal(got.numpy(), expected)
-
-
-def test_neighbours_put_each_point_first_even_among_duplicates():
-    features = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
-    np.testing.assert_array_equal(nearest_neighbours(features, 1).numpy(), [[0], [1], [2], [3]])
-    assert nearest_neighbours(features, 3)[:, 0].tolist() == [0, 1, 2, 3]
-
-
-def test_training_targets_are_neighbours_and_the_image_itself_for_k_1():
-    features = torch.from_numpy(np.random.default_rng(1).normal(size=(50, 4)))
-    draws = torch.Generator().manual_seed(0)
-    sources, targets = draw_pairs(nearest_neighbours(features, 1), 200, draws)
-    assert torch.equal(sources, targets)
-    neighbours = nearest_neighbours(features, 4)
-    sources, targets = draw_pairs(neighbours, 2000, draws)
-    assert all(int(t) in neighbours[s].tolist() for s, t in zip(sources, targets, strict=True))
-    assert not torch.equal(sources, targets)
-    assert set((targets[sources == 7]).tolist()) == set(neighbours[7].tolist())
 
 
 def test_training_lowers_the_loss_and_writes_a_self_contained_directory(trained, encoder):

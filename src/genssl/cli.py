@@ -68,13 +68,13 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
     import torch
 
     from genssl.config import generator_config
-    from genssl.generate.icdiffusion.train import train_icdiffusion
+    from genssl.generate.registry import TRAINED, train_generator
 
     config = _config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     gen = generator_config(config, args.generator)
-    if gen["backend"] != "icdiffusion":
+    if gen["backend"] not in TRAINED:
         raise ConfigError(f"generators.{args.generator}: backend {gen['backend']} is not trained in the workflow")
     dataset = config["pretrain"]["dataset"]
     conditioning = gen["conditioning"]
@@ -85,7 +85,7 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
     )
     data = args.data or f"results/data/{dataset}"
     out = args.out or f"results/generators/{dataset}/{args.generator}"
-    train_icdiffusion(args.generator, gen, config["seed"], Path(data), Path(encoder), Path(out))
+    train_generator(args.generator, gen, config["seed"], Path(data), Path(encoder), Path(out))
     return 0
 
 

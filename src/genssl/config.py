@@ -103,9 +103,20 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
 
 #: The keys of `generators.*` that only some backends take.
 BACKEND_KEYS = {
-    "sd_unclip": {"path", "input_size", "guidance_scale", "noise_level", "prompt"},
-    "sd_image_variation": {"path", "input_size", "guidance_scale"},
-    "icdiffusion": {"guidance_scale", "conditioning", "neighbours", "unet", "train", "sampler"},
+    "sd_unclip": {"path", "input_size", "guidance_scale", "noise_level", "prompt", "inference_steps"},
+    "sd_image_variation": {"path", "input_size", "guidance_scale", "inference_steps"},
+    "icdiffusion": {"guidance_scale", "conditioning", "neighbours", "unet", "train", "sampler", "inference_steps"},
+    "icgan": {"conditioning", "neighbours", "truncation", "architecture", "train", "resolution"},
+    "icgan_pretrained": {"generator_path", "encoder_path", "truncation", "architecture", "input_size", "resolution"},
+}
+#: The required local paths of the backends whose weights come from outside the workflow, and what they hold.
+BACKEND_FILES = {
+    "sd_unclip": {"path": "the local directory of its diffusers weights"},
+    "sd_image_variation": {"path": "the local directory of its diffusers weights"},
+    "icgan_pretrained": {
+        "generator_path": "the IC-GAN release's generator state dict (G_ema*.pth)",
+        "encoder_path": "the SwAV ResNet-50 of the release (swav_800ep_pretrain.pth.tar)",
+    },
 }
 
 
@@ -117,8 +128,9 @@ def _generator_errors(config: dict[str, Any]) -> list[str]:
         backend = gen["backend"]
         for key in sorted(set(gen) & own - BACKEND_KEYS[backend]):
             problems.append(f"generators.{name}.{key}: not a setting of backend {backend!r}")
-        if backend.startswith("sd_") and "path" not in gen:
-            problems.append(f"generators.{name}.path: {backend} needs the local directory of its diffusers weights")
+        for key, what in BACKEND_FILES.get(backend, {}).items():
+            if key not in gen:
+                problems.append(f"generators.{name}.{key}: {backend} needs {what}")
         conditioning = gen.get("conditioning")
         if conditioning is not None and ("encoder" in conditioning) == ("method" in conditioning):
             problems.append(

@@ -13,15 +13,11 @@ x_t), and the conditional prediction alone (one pass) for w = 1.
 
 Batch independence: both samplers are deterministic given x_T, and x_T of sample j is drawn from
 ``generators[j]`` alone. The networks (encoder, projection, UNet) always run on chunks of exactly
-:data:`MICRO_BATCH` samples, the last one zero-padded (:func:`in_micro_batches`): CPU kernels round differently
-for different batch shapes (measured: up to 1e-6 in the UNet's output, enough to flip a pixel's uint8 value),
-while at one shape a sample's result does not depend on its position or its batch-mates. The bits of a sample
-therefore do not depend on ``batch_size`` or on which samples share its batch; a ``batch_size`` that is not a
-multiple of :data:`MICRO_BATCH` wastes the padded rows' compute.
+:data:`~genssl.generate.micro_batches.MICRO_BATCH` samples (:func:`~genssl.generate.micro_batches.in_micro_batches`),
+so the bits of a sample do not depend on ``batch_size`` or on which samples share its batch.
 """
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +26,12 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from genssl.errors import GensslError
 from genssl.generate.base import VariantGenerator, to_float_images
-from genssl.generate.icdiffusion.model import CONDITION_FILE, UNET_DIR, ConditionedUNet, condition_features
-from genssl.generate.icdiffusion.train import ENCODER_FILE, RECORD_FILE, SCHEDULER_DIR
+from genssl.generate.conditioning import condition_features
+from genssl.generate.icdiffusion.model import CONDITION_FILE, UNET_DIR, ConditionedUNet
+from genssl.generate.icdiffusion.train import SCHEDULER_DIR
+from genssl.generate.micro_batches import in_micro_batches
+from genssl.generate.trained import ENCODER_FILE, RECORD_FILE, check_trained_directory
 from genssl.models.encoder_file import encode, load_encoder
 
 SAMPLERS: dict[str, type[SchedulerMixin]] = {"ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
@@ -46,8 +44,6 @@ REQUIRED_FILES = (
     ENCODER_FILE,
     RECORD_FILE,
 )
-#: Samples per network call (see the module docstring).
-MICRO_BATCH = 32
 #: The config keys that define the trained model (the others only affect sampling).
 TRAINED_KEYS = ("conditioning", "neighbours", "unet", "train")
 
@@ -57,16 +53,6 @@ def sampling_scheduler(sampler: str, training_config: dict[str, Any]) -> Schedul
     clipped to [-1, 1] (DDIM: ``clip_sample`` of the training config; DPM-Solver: thresholding at 1)."""
     options = {"thresholding": True, "sample_max_value": 1.0} if sampler == "dpm_solver" else {}
     return SAMPLERS[sampler].from_config(training_config, timestep_spacing="trailing", **options)
-
-
-def in_micro_batches(function: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
-    """``function`` applied to chunks of exactly :data:`MICRO_BATCH` rows of ``inputs`` (which share their first
-    dimension B; the last chunk padded with zeros), the results concatenated and cut back to B rows."""
-    rows = len(inputs[0])
-    pad = -rows % MICRO_BATCH
-    padded = [torch.cat([v, v.new_zeros((pad, *v.shape[1:]))]) for v in inputs]
-    chunks = [function(*(v[i : i + MICRO_BATCH] for v in padded)) for i in range(0, rows + pad, MICRO_BATCH)]
-    return torch.cat(chunks)[:rows]
 
 
 class ICDiffusionGenerator(VariantGenerator):
@@ -131,32 +117,12 @@ class ICDiffusionGenerator(VariantGenerator):
         return x.add(1).div(2).clamp(0, 1)
 
 
-def _check_weights(name: str, config: dict[str, Any], weights_dir: Path | None) -> dict[str, Any]:
-    """The directory's ``generator.json`` record, after checking that every file is there and that it was
-    trained with this config's model keys."""
-    how = "it is made by `genssl train-generator` (rule train_generator)"
-    if weights_dir is None:
-        raise GensslError(f"generators.{name}: icdiffusion needs the directory of its trained weights; {how}")
-    weights_dir = Path(weights_dir)
-    if not weights_dir.is_dir():
-        raise GensslError(f"{weights_dir}: no trained icdiffusion generator {name!r}; {how}")
-    missing = [file for file in REQUIRED_FILES if not (weights_dir / file).is_file()]
-    if missing:
-        raise GensslError(f"{weights_dir}: incomplete icdiffusion generator (no {', '.join(missing)}); {how}")
-    record = json.loads((weights_dir / RECORD_FILE).read_text())
-    changed = [key for key in TRAINED_KEYS if record["config"].get(key) != config.get(key)]
-    if changed:
-        keys = ", ".join(f"generators.{name}.{key}" for key in changed)
-        raise GensslError(f"{weights_dir}: trained with other settings of {keys} than the config's; retrain it ({how})")
-    return record
-
-
 def load_icdiffusion(
     name: str, config: dict[str, Any], device: torch.device, dtype: torch.dtype, weights_dir: Path | None
 ) -> VariantGenerator:
     """The trained generator ``name`` in ``weights_dir`` on ``device`` with weights in ``dtype``, sampling as
     ``config`` (its resolved entry) says: ``sampler``, ``inference_steps``, ``guidance_scale``."""
-    record = _check_weights(name, config, weights_dir)
+    record = check_trained_directory(name, "icdiffusion", config, weights_dir, REQUIRED_FILES, TRAINED_KEYS)
     weights_dir = Path(weights_dir)
     model = ConditionedUNet.load(weights_dir)
     encoder, _, _ = load_encoder(weights_dir / ENCODER_FILE)

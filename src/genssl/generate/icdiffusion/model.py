@@ -1,15 +1,15 @@
 """The instance-conditioned UNet of ``icdiffusion``: a diffusers ``UNet2DModel`` whose class-embedding input
 carries the condition.
 
-The condition of a source image is h = f(x) / ||f(x)||, the L2-normalised features of a frozen conditioning
-encoder (:func:`condition_features`). The UNet is built with ``class_embed_type="identity"``, so its residual
-blocks see ``time_embedding(t) + c`` with ``c = W (sqrt(D) h) + b`` (:attr:`ConditionedUNet.project`, a Linear
-from the feature dimension D to the time-embedding width), or ``c = n``, a learned null embedding
-(:attr:`ConditionedUNet.null`), when the condition is dropped (training) or for the unconditional pass of
-classifier-free guidance (sampling). The factor sqrt(D) gives the condition unit mean square per component, the
-scale a default-initialised Linear expects; with unit-norm h the condition is too weak for a short training to
-pick up (measured on 16 px digits after 800 steps: the variants' class agrees with their source's 10 % of the
-time, chance, without the factor and 51 % with it). The UNet predicts the velocity
+The condition of a source image is h = f(x) / ||f(x)||, the L2-normalised features of a frozen conditioning encoder
+(:func:`genssl.generate.conditioning.condition_features`). The UNet is built with ``class_embed_type="identity"``,
+so its residual blocks see ``time_embedding(t) + c`` with ``c = W (sqrt(D) h) + b``
+(:attr:`ConditionedUNet.project`, a Linear from the feature dimension D to the time-embedding width), or ``c = n``,
+a learned null embedding (:attr:`ConditionedUNet.null`), when the condition is dropped (training) or for the
+unconditional pass of classifier-free guidance (sampling). The factor sqrt(D) gives the condition unit mean square
+per component, the scale a default-initialised Linear expects; with unit-norm h the condition is too weak for a
+short training to pick up (measured on 16 px digits after 800 steps: the variants' class agrees with their source's
+10 % of the time, chance, without the factor and 51 % with it). The UNet predicts the velocity
 v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (:mod:`~genssl.generate.icdiffusion.train` says why).
 
 On disk (:meth:`ConditionedUNet.save`): ``unet/`` (diffusers ``save_pretrained``) and ``condition.safetensors``
@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from diffusers import UNet2DModel
 from safetensors.torch import load_file, save_file
 from torch import nn
-
-from genssl.models.encoder_file import encode
 
 #: The condition's tensors in ``condition.safetensors``.
 CONDITION_FILE = "condition.safetensors"
@@ -109,9 +106,3 @@ class ConditionedUNet(nn.Module):
         model.project.load_state_dict({"weight": tensors["project.weight"], "bias": tensors["project.bias"]})
         model.null.data.copy_(tensors["null"])
         return model.eval()
-
-
-@torch.no_grad()
-def condition_features(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """h = f(x) / ||f(x)||_2: L2-normalised float32 features (B, D) of float images (B, 3, H, W) in [0, 1]."""
-    return F.normalize(encode(encoder, images).float(), dim=1)

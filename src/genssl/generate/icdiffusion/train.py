@@ -3,7 +3,7 @@
 Data: the N images x_1..x_N of the store's train split, scaled to [-1, 1], and their conditions
 h_i = f(x_i) / ||f(x_i)|| from the frozen conditioning encoder f. Each step draws B images i uniformly (with
 replacement), for each a target j uniformly among i's k nearest neighbours by cosine similarity of h
-(:func:`~genssl.generate.icdiffusion.neighbours.nearest_neighbours`, i itself included; k = 1 trains on i only),
+(:func:`~genssl.generate.neighbours.nearest_neighbours`, i itself included; k = 1 trains on i only),
 a timestep t uniform in {0, ..., T - 1}, noise eps ~ N(0, I) and a drop flag with probability
 ``condition_dropout``, and minimises the mean squared error of the velocity (v-prediction)
 
@@ -26,7 +26,6 @@ guidance on v equals guidance on eps.
 """
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import diffusers
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
@@ -44,21 +42,19 @@ from diffusers import DDPMScheduler
 from genssl.atomic import atomic_directory
 from genssl.errors import ConfigError, GensslError
 from genssl.generate.base import generation_device, to_float_images
-from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet, condition_features
-from genssl.generate.icdiffusion.neighbours import nearest_neighbours
+from genssl.generate.conditioning import train_conditions
+from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet
+from genssl.generate.neighbours import draw_pairs, nearest_neighbours
+from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size
 from genssl.models.encoder_file import load_encoder
 from genssl.progress import progress
 from genssl.seeding import derive_seed
 from genssl.store import ImageStore
+from genssl.store.manifest import sha256_file
 
 log = logging.getLogger(__name__)
 
-ENCODER_FILE = "encoder.safetensors"
 SCHEDULER_DIR = "scheduler"
-RECORD_FILE = "generator.json"
-LOSSES_FILE = "losses.csv"
-#: Images encoded per batch when the conditions of the train split are computed.
-ENCODE_BATCH = 256
 #: Fraction of the steps of linear learning-rate warm-up.
 WARMUP_FRACTION = 0.05
 
@@ -80,51 +76,6 @@ def learning_rate(step: int, steps: int, lr: float) -> float:
     if step < warmup:
         return lr * (step + 1) / warmup
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _image_size(store: ImageStore, name: str, widths: list[int]) -> int:
-    """The side of the store's square images; it must halve ``len(widths) - 1`` times evenly."""
-    if store.shape is None or store.shape[0] != store.shape[1]:
-        raise GensslError(
-            f"{store.path}: icdiffusion trains on square images of one size; the store holds {store.shape or 'mixed'}"
-        )
-    size = store.shape[0]
-    factor = 2 ** (len(widths) - 1)
-    if size % factor:
-        raise ConfigError(
-            f"generators.{name}.unet.block_out_channels: {len(widths)} levels halve the resolution "
-            f"{len(widths) - 1} times, which {size} px images do not allow"
-        )
-    return size
-
-
-def draw_pairs(neighbours: torch.Tensor, batch: int, draws: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch`` training pairs (positions in the train split): sources i uniform over the N rows of
-    ``neighbours`` (N, k), and targets j uniform over row i (i itself when k = 1)."""
-    n, k = neighbours.shape
-    sources = torch.randint(n, (batch,), generator=draws)
-    return sources, neighbours[sources, torch.randint(k, (batch,), generator=draws)]
-
-
-@torch.no_grad()
-def train_conditions(
-    encoder: torch.nn.Module, store: ImageStore, indices: np.ndarray, device: torch.device
-) -> torch.Tensor:
-    """Normalised conditions (N, D) of the store's images at ``indices``, on the CPU."""
-    chunks = []
-    for start in progress(range(0, len(indices), ENCODE_BATCH), desc="encode", unit="batch"):
-        images = to_float_images(store.get_batch(indices[start : start + ENCODE_BATCH])).to(device)
-        chunks.append(condition_features(encoder, images).cpu())
-    return torch.cat(chunks)
 
 
 def train_icdiffusion(
@@ -151,7 +102,9 @@ def train_icdiffusion(
         raise ConfigError(
             f"generators.{name}.neighbours: k = {k} exceeds the {len(indices)} images of the train split of {data_dir}"
         )
-    image_size = _image_size(store, name, config["unet"]["block_out_channels"])
+    levels = len(config["unet"]["block_out_channels"])
+    key = f"generators.{name}.unet.block_out_channels"
+    image_size = square_image_size(store, "icdiffusion", key, levels - 1)
     device = generation_device(config["device"])
     started = time.perf_counter()
 
@@ -199,7 +152,7 @@ def train_icdiffusion(
         "neighbours": k,
         "condition_dim": conditions.shape[1],
         "train_images": len(indices),
-        "encoder_sha256": file_sha256(encoder_path),
+        "encoder_sha256": sha256_file(encoder_path),
         "final_loss": sum(tail) / len(tail),
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
     }

@@ -1,4 +1,5 @@
-"""Exact k nearest neighbours by cosine similarity, computed in blocks of rows."""
+"""The neighbourhoods of the IC-GAN formulation: exact k nearest neighbours by cosine similarity (computed in blocks
+of rows) and the (source, target) training pairs drawn from them."""
 
 import torch
 import torch.nn.functional as F
@@ -28,3 +29,11 @@ def nearest_neighbours(features: torch.Tensor, k: int, block: int | None = None)
         similarity[rows, rows + start] = float("inf")
         out[start:stop] = similarity.topk(k, dim=1).indices.cpu()
     return out
+
+
+def draw_pairs(neighbours: torch.Tensor, batch: int, draws: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` training pairs (positions in the train split): sources i uniform over the N rows of
+    ``neighbours`` (N, k), and targets j uniform over row i (i itself when k = 1)."""
+    n, k = neighbours.shape
+    sources = torch.randint(n, (batch,), generator=draws)
+    return sources, neighbours[sources, torch.randint(k, (batch,), generator=draws)]
