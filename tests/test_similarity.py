@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genssl.evaluate.similarity.bootstrap import bootstrap_intervals, resample_rows
+from genssl.evaluate.similarity.bootstrap import bootstrap_intervals, normal_interval, resample_rows
 from genssl.evaluate.similarity.cka import linear_cka, minibatch_cka
 from genssl.evaluate.similarity.pairwise import similarity_matrices
 from genssl.evaluate.similarity.procrustes import procrustes_distance
@@ -151,44 +151,25 @@ def test_bootstrap_intervals_are_seeded_and_cover_the_estimate():
     def statistic(rows):
         return similarity_matrices(features, rows)
 
-    first = bootstrap_intervals(statistic, len(x), 50, seed=0, confidence=0.9)
-    again = bootstrap_intervals(statistic, len(x), 50, seed=0, confidence=0.9)
-    other = bootstrap_intervals(statistic, len(x), 50, seed=1, confidence=0.9)
     point = similarity_matrices(features)
+    bounds = {"cka": (0.0, 1.0), "opd": (0.0, 2.0)}
+    first = bootstrap_intervals(statistic, point, len(x), 50, seed=0, confidence=0.9, bounds=bounds)
+    again = bootstrap_intervals(statistic, point, len(x), 50, seed=0, confidence=0.9, bounds=bounds)
+    other = bootstrap_intervals(statistic, point, len(x), 50, seed=1, confidence=0.9, bounds=bounds)
     for name in ("cka", "cka_debiased", "opd"):
         low, high = first[name]
         assert (low == again[name][0]).all() and (high == again[name][1]).all()
         assert low[0, 1] < point[name][0, 1] < high[0, 1]
         assert low[0, 1] != other[name][0][0, 1]
+    assert first["cka"][1][0, 0] == 1.0  # clipped to the range: CKA(X, X) = 1 in every resample
     assert (resample_rows(300, 3, 0) == resample_rows(300, 3, 0)).all()
     assert not (resample_rows(300, 3, 0) == resample_rows(300, 4, 0)).all()
 
 
-def test_minibatch_cka_agrees_whether_batches_are_narrower_or_wider_than_the_features():
-    """Batches smaller than the feature dimension take the Gram form, larger ones the cross-product form."""
-    x, y = _features(n=64, dims=(40, 30))
-    for batch in (16, 32, 64):  # 16 and 32 < 40 (Gram), 64 >= 40 (cross products)
-        generator = torch.Generator().manual_seed(batch)
-        order = torch.randperm(64, generator=torch.Generator().manual_seed(batch))
-        expected_xy = expected_xx = expected_yy = 0.0
-        for start in range(0, 64, batch):
-            rows = order[start : start + batch].numpy()
-            expected_xy += _hsic(x[rows], y[rows])
-            expected_xx += _hsic(x[rows], x[rows])
-            expected_yy += _hsic(y[rows], y[rows])
-        expected = expected_xy / np.sqrt(expected_xx * expected_yy)
-        assert minibatch_cka(x, y, batch, generator) == pytest.approx(expected, rel=1e-10)
-
-
-def _hsic(x, y):
-    """Song et al.'s unbiased HSIC from the Gram matrices with zeroed diagonals, written out."""
-    n = len(x)
-    gram_k, gram_l = x @ x.T, y @ y.T
-    np.fill_diagonal(gram_k, 0)
-    np.fill_diagonal(gram_l, 0)
-    one = np.ones(n)
-    return (
-        np.trace(gram_k @ gram_l)
-        + (one @ gram_k @ one) * (one @ gram_l @ one) / ((n - 1) * (n - 2))
-        - 2 / (n - 2) * one @ gram_k @ gram_l @ one
-    ) / (n * (n - 3))
+def test_the_normal_interval_is_the_estimate_plus_minus_z_standard_errors():
+    samples = np.array([[0.1], [0.3], [0.2], [0.4]])
+    low, high = normal_interval(np.array([0.25]), samples, 0.95, (None, None))
+    se = samples.std(ddof=1)
+    assert low[0] == pytest.approx(0.25 - 1.959964 * se, rel=1e-6) and high[0] == pytest.approx(0.25 + 1.959964 * se)
+    low, high = normal_interval(np.array([0.95]), samples, 0.95, (0.0, 1.0))
+    assert high[0] == 1.0

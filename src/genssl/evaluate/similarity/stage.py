@@ -3,8 +3,8 @@
 The encoders are compared on a fixed evaluation set, the ``similarity.split`` of ``similarity.dataset``: the
 feature files of every pretraining run (``{method}/{augmentation}``) and of every generator's conditioning encoder
 (``conditioning/{generator}``), aligned example by example (:func:`genssl.evaluate.feature_file.aligned`). For
-every pair of encoders: linear CKA, biased and debiased, and OPD (:mod:`.pairwise`), each with a seeded percentile
-bootstrap interval over examples (:mod:`.bootstrap`), and with ``similarity.minibatch_size`` also minibatch CKA.
+every pair of encoders: linear CKA, biased and debiased, and OPD (:mod:`.pairwise`), each with a seeded bootstrap
+interval over examples (:mod:`.bootstrap`), and with ``similarity.minibatch_size`` also minibatch CKA.
 Each pair has a kind: ``conditioning`` (an encoder vs a generator's conditioning encoder: did the SSL encoder copy
 it?), ``standard_vs_generative`` (one method with standard and with generative augmentation), ``cross`` (the
 rest of the full matrix).
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: The prefix of conditioning encoders' names.
 CONDITIONING = "conditioning/"
+#: The range of each statistic (the intervals are clipped to it).
+BOUNDS = {"cka": (0.0, 1.0), "cka_debiased": (None, 1.0), "opd": (0.0, 2.0)}
 #: Heatmap titles and colour ranges per statistic.
 HEATMAPS = {
     "cka": ("linear CKA", 0.0, 1.0),
@@ -78,10 +80,12 @@ def run_similarity(
     point = similarity_matrices(features)
     intervals = bootstrap_intervals(
         lambda rows: similarity_matrices(features, rows),
+        point,
         n,
         settings["bootstrap"],
         config["seed"],
         settings["confidence"],
+        BOUNDS,
     )
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
     minibatch = None
