@@ -15,7 +15,7 @@ rule extract_features:
         "benchmarks/extract_features/{dataset}/{method}/{augmentation}/{downstream}.tsv"
     conda:
         GENSSL_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     shell:
@@ -42,7 +42,7 @@ rule extract_conditioning_features:
         "benchmarks/extract_conditioning_features/{dataset}/{generator}/{downstream}.tsv"
     conda:
         GENSSL_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     shell:
@@ -70,7 +70,7 @@ rule linear_probe:
         "benchmarks/linear_probe/{dataset}/{method}/{augmentation}/{downstream}.tsv"
     conda:
         GENSSL_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     shell:

@@ -16,7 +16,7 @@ rule train_generator:
         "benchmarks/train_generator/{dataset}/{generator}.tsv"
     conda:
         GENSSL_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     shell:
@@ -44,7 +44,7 @@ rule generate_shard:
         "benchmarks/generate_shard/{dataset}/{generator}/{shard}.tsv"
     conda:
         GENSSL_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     shell:

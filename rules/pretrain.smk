@@ -25,7 +25,7 @@ rule pretrain:
         "benchmarks/pretrain/{dataset}/{method}/{augmentation}.tsv"
     conda:
         GENSSL_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         gpu=0,
