@@ -49,7 +49,7 @@ def test_the_committed_dvc_yaml_is_the_default_studys_pipeline():
         {"config/config.yaml": ["seed", "pretrain", "methods.simclr", "augmentations.p025"]}
     ]
     assert stages["report"]["metrics"] == [{"results/report/metrics.json": {"cache": False}}]
-    assert len([s for s in stages if s.startswith("pretrain_")]) == 19
+    assert len([s for s in stages if s.startswith("pretrain_")]) == 20
 
 
 def _run(command, cwd, env):

@@ -83,18 +83,18 @@ def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     workdir = _workdir(tmp_path, config)
     result = _snakemake(workdir, env_with_venv, "-n")
-    # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1) and mode ablation (2): 19 runs,
-    # each probed on digits and shapes.
+    # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan: 20 runs,
+    # each probed on digits and shapes; two generators, four shards each.
     assert _planned_jobs(result) == {
         "all": 1,
         "prepare_dataset": 2,
-        "pretrain": 19,
-        "train_generator": 1,
-        "generate_shard": 4,
-        "gather_augmentations": 1,
-        "extract_features": 38,
-        "extract_conditioning_features": 1,
-        "linear_probe": 38,
+        "pretrain": 20,
+        "train_generator": 2,
+        "generate_shard": 8,
+        "gather_augmentations": 2,
+        "extract_features": 40,
+        "extract_conditioning_features": 2,
+        "linear_probe": 40,
         "similarity": 1,
         "report": 1,
     }
