@@ -6,6 +6,15 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+#: The smallest icdiffusion generator the workflow tests train (seconds on a CPU).
+TINY_ICDIFFUSION = {
+    "backend": "icdiffusion",
+    "variants": 2,
+    "shards": 2,
+    "inference_steps": 2,
+    "unet": {"block_out_channels": [8, 16]},
+    "train": {"steps": 10},
+}
 
 
 def write_png(path: Path, rng: np.random.Generator, size: tuple[int, int] = (20, 14)) -> np.ndarray:

@@ -9,7 +9,7 @@ import yaml
 
 from genssl.config import load_config
 from genssl.dvc_stages import dvc_stages, tracked_targets
-from tests.helpers import REPO
+from tests.helpers import REPO, TINY_ICDIFFUSION
 from tests.test_workflow import _planned_jobs
 
 TINY = {
@@ -17,16 +17,7 @@ TINY = {
     "datasets": {"digits": {"source": "digits", "image_size": 8}},
     "pretrain": {"dataset": "digits", "epochs": 1, "batch_size": 128, "backbone": {"width": 4, "blocks": [1]}},
     "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
-    "generators": {
-        "icdiffusion": {
-            "backend": "icdiffusion",
-            "variants": 2,
-            "shards": 2,
-            "inference_steps": 2,
-            "unet": {"block_out_channels": [8, 16]},
-            "train": {"steps": 10},
-        }
-    },
+    "generators": {"icdiffusion": TINY_ICDIFFUSION},
     "augmentations": {"standard": {}, "generative": {"generator": "icdiffusion"}},
     "probe": {"C": [1.0]},
     "similarity": {"bootstrap": 10},

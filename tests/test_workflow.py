@@ -12,7 +12,7 @@ import yaml
 from genssl.config import validate_config
 from genssl.store import ImageStore, verify_store
 from genssl.study import runs
-from tests.helpers import REPO
+from tests.helpers import REPO, TINY_ICDIFFUSION
 
 #: The whole DAG at a tiny size: two methods, a trained generator, the p sweep and the mode ablation for SimCLR,
 #: two seeds, one downstream dataset and the similarity analysis.
@@ -30,16 +30,7 @@ TINY = {
         "backbone": {"name": "small_resnet", "width": 4, "blocks": [1]},
     },
     "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}, "sdiet": {"proj_output_dim": 8}},
-    "generators": {
-        "icdiffusion": {
-            "backend": "icdiffusion",
-            "variants": 2,
-            "shards": 2,
-            "inference_steps": 2,
-            "unet": {"block_out_channels": [8, 16]},
-            "train": {"steps": 10},
-        }
-    },
+    "generators": {"icdiffusion": TINY_ICDIFFUSION},
     "augmentations": {
         "standard": {},
         "generative": {"generator": "icdiffusion"},

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from genssl.errors import ConfigError, GensslError
 from genssl.store import ImageStore
 
@@ -19,6 +21,23 @@ RECORD_FILE = "generator.json"
 LOSSES_FILE = "losses.csv"
 #: How a missing or stale directory is made.
 HOW = "it is made by `genssl train-generator` (rule train_generator)"
+
+
+def training_inputs(name: str, data_dir: Path, encoder_path: Path, k: int) -> tuple[ImageStore, np.ndarray]:
+    """The prepared store at ``data_dir`` and its train split's indices, for training generator ``name`` with
+    ``k`` nearest neighbours conditioned on the encoder file ``encoder_path``; a missing store or encoder, or a
+    ``k`` above the split's size, is refused with the path or config key."""
+    if not data_dir.is_dir():
+        raise GensslError(f"{data_dir}: no prepared dataset store; prepare it first (genssl prepare)")
+    if not encoder_path.is_file():
+        raise GensslError(f"{encoder_path}: no conditioning encoder file for generator {name!r}; pretrain it first")
+    store = ImageStore(data_dir)
+    indices = store.split("train")
+    if k > len(indices):
+        raise ConfigError(
+            f"generators.{name}.neighbours: k = {k} exceeds the {len(indices)} images of the train split of {data_dir}"
+        )
+    return store, indices
 
 
 def square_image_size(store: ImageStore, backend: str, key: str, halvings: int) -> int:

@@ -40,16 +40,14 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
 from genssl.atomic import atomic_directory
-from genssl.errors import ConfigError, GensslError
 from genssl.generate.base import generation_device, to_float_images
 from genssl.generate.conditioning import train_conditions
 from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet
 from genssl.generate.neighbours import draw_pairs, nearest_neighbours
-from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size
+from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size, training_inputs
 from genssl.models.encoder_file import load_encoder
 from genssl.progress import progress
 from genssl.seeding import derive_seed
-from genssl.store import ImageStore
 from genssl.store.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -91,17 +89,8 @@ def train_icdiffusion(
     ``losses.csv`` (step, loss).
     """
     data_dir, encoder_path, out_dir = Path(data_dir), Path(encoder_path), Path(out_dir)
-    if not data_dir.is_dir():
-        raise GensslError(f"{data_dir}: no prepared dataset store; prepare it first (genssl prepare)")
-    if not encoder_path.is_file():
-        raise GensslError(f"{encoder_path}: no conditioning encoder file for generator {name!r}; pretrain it first")
     train_config, k = config["train"], config["neighbours"]
-    store = ImageStore(data_dir)
-    indices = store.split("train")
-    if k > len(indices):
-        raise ConfigError(
-            f"generators.{name}.neighbours: k = {k} exceeds the {len(indices)} images of the train split of {data_dir}"
-        )
+    store, indices = training_inputs(name, data_dir, encoder_path, k)
     levels = len(config["unet"]["block_out_channels"])
     key = f"generators.{name}.unet.block_out_channels"
     image_size = square_image_size(store, "icdiffusion", key, levels - 1)

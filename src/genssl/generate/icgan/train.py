@@ -43,13 +43,13 @@ from safetensors.torch import save_file
 from torch import nn
 
 from genssl.atomic import atomic_directory
-from genssl.errors import ConfigError, GensslError
+from genssl.errors import ConfigError
 from genssl.generate.base import generation_device, resize_images, to_float_images
 from genssl.generate.conditioning import train_conditions
 from genssl.generate.icgan.biggan import D_WIDTHS, G_WIDTHS, Discriminator, Generator, orthogonal_init
 from genssl.generate.icgan.standardise import CONDITION_FILE, Standardiser
 from genssl.generate.neighbours import draw_pairs, nearest_neighbours
-from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size
+from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size, training_inputs
 from genssl.models.encoder_file import load_encoder
 from genssl.progress import progress
 from genssl.seeding import derive_seed
@@ -109,17 +109,8 @@ def train_icgan(
     losses = means over the last 10 % of the steps) and ``losses.csv`` (step, d_loss, g_loss).
     """
     data_dir, encoder_path, out_dir = Path(data_dir), Path(encoder_path), Path(out_dir)
-    if not data_dir.is_dir():
-        raise GensslError(f"{data_dir}: no prepared dataset store; prepare it first (genssl prepare)")
-    if not encoder_path.is_file():
-        raise GensslError(f"{encoder_path}: no conditioning encoder file for generator {name!r}; pretrain it first")
     train, k = config["train"], config["neighbours"]
-    store = ImageStore(data_dir)
-    indices = store.split("train")
-    if k > len(indices):
-        raise ConfigError(
-            f"generators.{name}.neighbours: k = {k} exceeds the {len(indices)} images of the train split of {data_dir}"
-        )
+    store, indices = training_inputs(name, data_dir, encoder_path, k)
     size = _resolution(store, name, config["resolution"])
     device = generation_device(config["device"])
     started = time.perf_counter()
