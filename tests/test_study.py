@@ -5,7 +5,7 @@ import pytest
 
 from genssl.config import validate_config
 from genssl.report.collect import sweeps
-from genssl.study import Run, parse_directory, probe_files, runs, similarity_encoders
+from genssl.study import Run, conditioning_encoders, parse_directory, probe_files, runs, similarity_encoders
 
 
 def study(**extra):
@@ -61,6 +61,36 @@ def test_the_similarity_analysis_compares_first_seed_runs_and_conditioning_encod
     assert list(encoders)[-1] == "conditioning/ic" and len(encoders) == 9
     assert encoders["simclr/p025"] == "results/features/digits/simclr/p025/digits.npz"
     assert encoders["conditioning/ic"] == "results/features/digits/conditioning/ic/digits.npz"
+
+
+def test_generators_trained_on_the_same_encoder_share_one_conditioning_encoder():
+    generators = {
+        "ic": {"backend": "icdiffusion"},
+        "gan": {"backend": "icgan"},
+        "gan_byol": {"backend": "icgan", "conditioning": {"method": "byol", "augmentation": "standard"}},
+        "gan_file": {"backend": "icgan", "conditioning": {"encoder": "encoders/swav.safetensors"}},
+        "diff_file": {"backend": "icdiffusion", "conditioning": {"encoder": "encoders/swav.safetensors"}},
+        "sd": {"backend": "sd_unclip", "path": "weights/unclip"},
+        "sd_too": {"backend": "sd_unclip", "path": "weights/unclip"},
+    }
+    augmentations = {"standard": {}} | {f"with_{g}": {"generator": g, "methods": ["simclr"]} for g in generators}
+    config = study(generators=generators, augmentations=augmentations)
+    assert conditioning_encoders(config) == [
+        ["diff_file", "gan_file"],
+        ["gan", "ic"],
+        ["gan_byol"],
+        ["sd"],
+        ["sd_too"],
+    ]
+    encoders = similarity_encoders(config)
+    assert [name for name in encoders if name.startswith("conditioning/")] == [
+        "conditioning/diff_file+gan_file",
+        "conditioning/gan+ic",
+        "conditioning/gan_byol",
+        "conditioning/sd",
+        "conditioning/sd_too",
+    ]
+    assert encoders["conditioning/gan+ic"] == "results/features/digits/conditioning/gan/digits.npz"
 
 
 def test_sweeps_group_augmentations_that_differ_in_one_setting():

@@ -75,7 +75,7 @@ def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     workdir = _workdir(tmp_path, config)
     result = _snakemake(workdir, env_with_venv, "-n")
     # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan: 20 runs,
-    # each probed on digits and shapes; two generators, four shards each.
+    # each probed on digits and shapes; two generators, four shards each, conditioned on one encoder (simclr/standard).
     assert _planned_jobs(result) == {
         "all": 1,
         "prepare_dataset": 2,
@@ -84,7 +84,7 @@ def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
         "generate_shard": 8,
         "gather_augmentations": 2,
         "extract_features": 40,
-        "extract_conditioning_features": 2,
+        "extract_conditioning_features": 1,
         "linear_probe": 40,
         "similarity": 1,
         "report": 1,

@@ -115,13 +115,34 @@ def augment_dir(config: dict[str, Any], generator: str) -> str:
     return f"results/augment/{config['pretrain']['dataset']}/{generator}"
 
 
+def conditioning_encoders(config: dict[str, Any]) -> list[list[str]]:
+    """The distinct conditioning encoders of the used generators, each as the generators conditioned on it.
+
+    Generators trained in the workflow on the same encoder (``conditioning``: the same run of this study, or the
+    same file) compute the same f(x) and share one entry; a generator with local weights (Stable Diffusion's CLIP,
+    IC-GAN's SwAV) has its own entry, even where another one loads the same files."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for generator in used_generators(config):
+        conditioning = config["generators"][generator].get("conditioning")
+        if conditioning is None:
+            key: tuple[str, ...] = ("weights", generator)
+        elif "encoder" in conditioning:
+            key = ("encoder", conditioning["encoder"])
+        else:
+            key = ("run", conditioning["method"], conditioning["augmentation"])
+        groups.setdefault(key, []).append(generator)
+    return list(groups.values())
+
+
 def similarity_encoders(config: dict[str, Any]) -> dict[str, str]:
     """``{encoder name: feature file}`` compared by the similarity analysis: every run of the first seed (replicates
-    would repeat the comparison), then every used generator's conditioning encoder."""
+    would repeat the comparison), then every distinct conditioning encoder (:func:`conditioning_encoders`), named
+    ``conditioning/{generator}`` or, when generators share it, ``conditioning/{generator}+{generator}...``, with the
+    features of the first of them."""
     dataset = similarity_dataset(config)
     files = {run.name: features_file(config, run, dataset) for run in runs(config) if run.primary}
-    for generator in used_generators(config):
-        files[f"{CONDITIONING}/{generator}"] = conditioning_features_file(config, generator, dataset)
+    for generators in conditioning_encoders(config):
+        files[f"{CONDITIONING}/{'+'.join(generators)}"] = conditioning_features_file(config, generators[0], dataset)
     return files
 
 

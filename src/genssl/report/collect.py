@@ -8,7 +8,8 @@ A row is ``section, method, augmentation, seed, downstream, metric, value, other
   (``other``: what the peak memory measures, :func:`genssl.devices.peak_memory`);
 - ``similarity``: ``cka``, ``cka_debiased``, ``opd`` and their bootstrap bounds (``cka_low`` ...) for every pair of
   encoders, the first in method/augmentation, the second in ``other`` (``conditioning`` is the method of a
-  generator's conditioning encoder, the generator its augmentation); ``downstream`` holds the pair's kind.
+  generator's conditioning encoder, the generators sharing it, joined by ``+``, its augmentation); ``downstream``
+  holds the pair's kind.
 """
 
 import csv

@@ -2,8 +2,9 @@
 
 The encoders are compared on a fixed evaluation set, the ``similarity.split`` of ``similarity.dataset``: the
 feature files of every pretraining run (``{method}/{augmentation}``) and of every generator's conditioning encoder
-(``conditioning/{generator}``), aligned example by example (:func:`genssl.evaluate.feature_file.aligned`). For
-every pair of encoders: linear CKA, biased and debiased, and OPD (:mod:`.pairwise`), each with a seeded bootstrap
+(``conditioning/{generator}``, or ``conditioning/{generator}+{generator}`` for generators that share one:
+:func:`genssl.study.conditioning_encoders`), aligned example by example (:func:`genssl.evaluate.feature_file.aligned`).
+For every pair of encoders: linear CKA, biased and debiased, and OPD (:mod:`.pairwise`), each with a seeded bootstrap
 interval over examples (:mod:`.bootstrap`), and with ``similarity.minibatch_size`` also minibatch CKA.
 Each pair has a kind: ``conditioning`` (an encoder vs a generator's conditioning encoder: did the SSL encoder copy
 it?), ``standard_vs_generative`` (one method with standard and with generative augmentation), ``cross`` (the
