@@ -88,7 +88,8 @@ def test_a_pretraining_job_killed_at_its_time_limit_is_resubmitted_and_resumes(t
     local = _study(tmp_path / "local", config)
     cluster = _study(tmp_path / "cluster", config)
     _snakemake(local, env_with_venv, "-c1", target)
-    _snakemake(cluster, env_with_venv, "--profile", str(PROFILE), "--set-resources", "pretrain:runtime=1", target)
+    # The target comes first: --set-resources takes every value that follows it.
+    _snakemake(cluster, env_with_venv, target, "--profile", str(PROFILE), "--set-resources", "pretrain:runtime=1")
     log = (cluster / "logs/pretrain/digits/simclr/standard.log").read_text()
     assert "resuming simclr/standard from the checkpoint after epoch" in log
     run = json.loads((cluster / "results/pretrain/digits/simclr/standard/run.json").read_text())
