@@ -101,11 +101,7 @@ def generator_config_json(wildcards):
 
 def conditioning_encoder(wildcards):
     """The encoder a trained generator is conditioned on: a pretraining run of this study or a given file."""
-    conditioning = config["generators"][wildcards.generator]["conditioning"]
-    if "encoder" in conditioning:
-        return conditioning["encoder"]
-    run = f"{wildcards.dataset}/{conditioning['method']}/{conditioning['augmentation']}"
-    return f"results/pretrain/{run}/encoder.safetensors"
+    return study.conditioning_encoder_file(config, wildcards.generator)
 
 
 def generator_weights(wildcards):

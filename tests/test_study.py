@@ -5,7 +5,15 @@ import pytest
 
 from genssl.config import validate_config
 from genssl.report.collect import sweeps
-from genssl.study import Run, conditioning_encoders, parse_directory, probe_files, runs, similarity_encoders
+from genssl.study import (
+    Run,
+    conditioning_encoder_file,
+    conditioning_encoders,
+    parse_directory,
+    probe_files,
+    runs,
+    similarity_encoders,
+)
 
 
 def study(**extra):
@@ -75,6 +83,9 @@ def test_generators_trained_on_the_same_encoder_share_one_conditioning_encoder()
     }
     augmentations = {"standard": {}} | {f"with_{g}": {"generator": g, "methods": ["simclr"]} for g in generators}
     config = study(generators=generators, augmentations=augmentations)
+    assert conditioning_encoder_file(config, "ic") == "results/pretrain/digits/simclr/standard/encoder.safetensors"
+    assert conditioning_encoder_file(config, "gan_file") == "encoders/swav.safetensors"
+    assert conditioning_encoder_file(config, "sd") is None
     assert conditioning_encoders(config) == [
         ["diff_file", "gan_file"],
         ["gan", "ic"],

@@ -69,6 +69,7 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
 
     from genssl.config import generator_config
     from genssl.generate.registry import TRAINED, train_generator
+    from genssl.study import conditioning_encoder_file
 
     config = _config(args)
     if args.threads:
@@ -77,12 +78,7 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
     if gen["backend"] not in TRAINED:
         raise ConfigError(f"generators.{args.generator}: backend {gen['backend']} is not trained in the workflow")
     dataset = config["pretrain"]["dataset"]
-    conditioning = gen["conditioning"]
-    encoder = (
-        args.encoder
-        or conditioning.get("encoder")
-        or (f"results/pretrain/{dataset}/{conditioning['method']}/{conditioning['augmentation']}/encoder.safetensors")
-    )
+    encoder = args.encoder or conditioning_encoder_file(config, args.generator)
     data = args.data or f"results/data/{dataset}"
     out = args.out or f"results/generators/{dataset}/{args.generator}"
     train_generator(args.generator, gen, config["seed"], Path(data), Path(encoder), Path(out))

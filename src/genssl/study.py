@@ -115,22 +115,29 @@ def augment_dir(config: dict[str, Any], generator: str) -> str:
     return f"results/augment/{config['pretrain']['dataset']}/{generator}"
 
 
+def conditioning_encoder_file(config: dict[str, Any], generator: str) -> str | None:
+    """The encoder file a generator trained in the workflow is conditioned on: ``conditioning.encoder``, or the
+    ``encoder.safetensors`` of the run ``conditioning: {method, augmentation}`` of this study; ``None`` for a
+    generator with local weights (its conditioning encoder is part of them)."""
+    conditioning = config["generators"][generator].get("conditioning")
+    if conditioning is None:
+        return None
+    if "encoder" in conditioning:
+        return conditioning["encoder"]
+    dataset = config["pretrain"]["dataset"]
+    return f"results/pretrain/{dataset}/{conditioning['method']}/{conditioning['augmentation']}/encoder.safetensors"
+
+
 def conditioning_encoders(config: dict[str, Any]) -> list[list[str]]:
     """The distinct conditioning encoders of the used generators, each as the generators conditioned on it.
 
-    Generators trained in the workflow on the same encoder (``conditioning``: the same run of this study, or the
-    same file) compute the same f(x) and share one entry; a generator with local weights (Stable Diffusion's CLIP,
-    IC-GAN's SwAV) has its own entry, even where another one loads the same files."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+    Generators trained in the workflow on the same encoder file (:func:`conditioning_encoder_file`) compute the same
+    f(x) and share one entry; a generator with local weights (Stable Diffusion's CLIP, IC-GAN's SwAV) has its own
+    entry, even where another one loads the same files."""
+    groups: dict[str, list[str]] = {}
     for generator in used_generators(config):
-        conditioning = config["generators"][generator].get("conditioning")
-        if conditioning is None:
-            key: tuple[str, ...] = ("weights", generator)
-        elif "encoder" in conditioning:
-            key = ("encoder", conditioning["encoder"])
-        else:
-            key = ("run", conditioning["method"], conditioning["augmentation"])
-        groups.setdefault(key, []).append(generator)
+        encoder = conditioning_encoder_file(config, generator) or f"weights of {generator}"
+        groups.setdefault(encoder, []).append(generator)
     return list(groups.values())
 
 
