@@ -57,4 +57,4 @@ pull: $(STAMP)
 	snakemake --cores 1 --configfile $(CONFIG) --touch --forceall $$(genssl dvc-stages --config $(CONFIG) --targets)
 
 clean:
-	rm -rf results logs .snakemake $(filter-out benchmarks/%.py,$(wildcard benchmarks/*/))
+	rm -rf results logs .snakemake

@@ -1,5 +1,5 @@
 # genssl: the study as a Snakemake workflow. Every rule calls a `genssl` command; logic lives in src/genssl.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from genssl.config import validate_config
 
@@ -13,10 +13,10 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-# genssl's check names every bad key as a dotted path (e.g. `datasets.digits.image_size: -3 is less than the
-# minimum of 8`); snakemake's validate then checks the same schema and fills in its defaults.
-validate_config(config)
-validate(config, schema="config/schema.yaml")
+# The one validation of the workflow: genssl's schema (genssl/schema.yaml, package data) with its defaults filled
+# in, every bad key named as a dotted path (e.g. `datasets.digits.image_size: -3 is less than the minimum of 8`).
+# Rules pass slices of this resolved config to their commands.
+config.update(validate_config(config))
 
 
 include: "rules/common.smk"

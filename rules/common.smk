@@ -1,15 +1,19 @@
-# Helpers shared by the rules: the software environment, per-stage slices of the config, the target lists.
-# Rules call the `genssl` command on PATH: the project's .venv (`make` puts it first on PATH) or, with
-# `--sdm conda`, the environment below.
+# Helpers shared by the rules: the software environment, each stage's slice of the config and its inputs, all
+# from the stage contract (genssl.stages). Rules call the `genssl` command on PATH: the project's .venv (`make`
+# puts it first on PATH) or, with `--sdm conda`, the environment below.
 import re
 
-from genssl import study
-from genssl.config import similarity_dataset, to_json
+from genssl import stages, study
+from genssl.config import to_json
 from genssl.generate.registry import TRAINED
 from genssl.report.contents import report_figures
 
 #: conda environment of every rule (path relative to the rules/ folder).
 GENSSL_ENV = "../envs/genssl.yaml"
+#: Where every rule's log: and benchmark: files go.
+LOGS, BENCHMARKS = "logs", stages.BENCHMARKS
+#: The store of the wildcard `downstream` (an evaluation stage's dataset).
+DOWNSTREAM_MANIFEST = f"{stages.data_dir('{downstream}')}/{stages.MANIFEST}"
 
 
 def _one_of(names):
@@ -19,8 +23,8 @@ def _one_of(names):
 wildcard_constraints:
     dataset=_one_of(config["datasets"]),
     method=_one_of(config["methods"]),
-    # A run directory: the augmentation's name, with -seed{s} for a replicate seed (genssl.study).
-    augmentation=rf"(?:{_one_of(config['augmentations'])})(?:-seed\d+)?",
+    # A run directory: the augmentation's name, with -seed{s} for a replicate seed (genssl.study.Run).
+    run=rf"(?:{_one_of(config['augmentations'])})(?:-seed\d+)?",
     generator=_one_of(config["generators"]),
     shard=r"\d{5}",
     downstream=_one_of(config["datasets"]),
@@ -32,118 +36,65 @@ def launcher(resources):
     return f"torchrun --standalone --nproc_per_node={gpus} -m genssl" if gpus > 1 else "genssl"
 
 
-def dataset_config_json(wildcards):
-    """The part of the config that `genssl prepare` reads for one dataset (a change reruns only that dataset)."""
-    return to_json({"seed": config["seed"], "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]}})
+def sliced(keys):
+    """The config cut to the dotted ``keys`` as canonical JSON: what a rule passes to its command."""
+    return to_json(stages.config_slice(config, keys))
 
 
 def run_of(wildcards):
-    """``(augmentation, seed)`` of the run directory ``wildcards.augmentation`` (augmentation[-seed{s}])."""
-    return study.parse_directory(wildcards.augmentation, config)
+    """The run (genssl.study.Run) of the wildcards ``method`` and ``run`` (its directory)."""
+    return study.run_from_directory(wildcards.method, wildcards.run, config)
 
 
-def _augmentation_entry(name):
-    """An augmentation's settings without ``methods`` (which runs exist is not a setting of a run)."""
-    return {k: v for k, v in config["augmentations"][name].items() if k != "methods"}
+def dataset_config_json(wildcards):
+    return sliced(stages.dataset_keys(wildcards.dataset))
 
 
 def pretrain_config_json(wildcards):
-    """The part of the config one pretraining run reads (a change reruns only the runs it concerns)."""
-    dataset = config["pretrain"]["dataset"]
-    name, _ = run_of(wildcards)
-    augmentation = _augmentation_entry(name)
-    generator = augmentation.get("generator")
-    part = {
-        "seed": config["seed"],
-        "datasets": {dataset: config["datasets"][dataset]},
-        "pretrain": config["pretrain"],
-        "methods": {wildcards.method: config["methods"][wildcards.method]},
-        "augmentations": {name: augmentation},
-    }
-    if generator is not None:
-        for section, entries in generator_part(generator).items():
-            part[section] = {**part.get(section, {}), **entries}
-    return to_json(part)
+    run = run_of(wildcards)
+    return sliced(stages.pretrain_keys(config, run.method, run.augmentation))
 
 
-def generator_part(name):
-    """A generator's entry and the conditioning run it names (the variants depend on that run's settings)."""
-    generator = config["generators"][name]
-    part = {"generators": {name: generator}}
-    conditioning = generator.get("conditioning", {})
-    if "method" in conditioning:
-        method, augmentation = conditioning["method"], conditioning["augmentation"]
-        part["methods"] = {method: config["methods"][method]}
-        part["augmentations"] = {augmentation: _augmentation_entry(augmentation)}
-    return part
+def generator_config_json(wildcards):
+    return sliced(stages.generator_keys(config, wildcards.generator))
+
+
+def features_config_json(wildcards):
+    return sliced(stages.features_keys(config, wildcards.downstream, wildcards.get("generator")))
+
+
+def probe_config_json(wildcards):
+    return sliced(stages.probe_keys(config, wildcards.downstream))
+
+
+def similarity_config_json(wildcards):
+    return sliced(stages.similarity_keys(config))
 
 
 def variant_store(wildcards):
     """The variant store a pretraining run reads: its manifest, or nothing for standard augmentation."""
-    generator = config["augmentations"][run_of(wildcards)[0]].get("generator")
+    generator = config["augmentations"][run_of(wildcards).augmentation].get("generator")
     if generator is None:
         return []
-    return f"{study.augment_dir(config, generator)}/manifest.json"
-
-
-def generator_config_json(wildcards):
-    """The part of the config a generator's training and generation read: the generator, its dataset and the
-    conditioning run's settings (which its encoder depends on)."""
-    dataset = config["pretrain"]["dataset"]
-    part = {
-        "seed": config["seed"],
-        "datasets": {dataset: config["datasets"][dataset]},
-        "pretrain": config["pretrain"],
-        **generator_part(wildcards.generator),
-    }
-    return to_json(part)
+    return f"{stages.augment_dir(config, generator)}/{stages.MANIFEST}"
 
 
 def conditioning_encoder(wildcards):
     """The encoder a trained generator is conditioned on: a pretraining run of this study or a given file."""
-    return study.conditioning_encoder_file(config, wildcards.generator)
+    return stages.conditioning_encoder_file(config, wildcards.generator)
 
 
 def generator_weights(wildcards):
-    """A trained generator's directory marker (generator.json), or nothing for backends with local weights."""
+    """A trained generator's record (generator.json), or nothing for backends with local weights."""
     if config["generators"][wildcards.generator]["backend"] in TRAINED:
-        return f"results/generators/{wildcards.dataset}/{wildcards.generator}/generator.json"
+        return f"{stages.generator_dir(config, wildcards.generator)}/{stages.GENERATOR_RECORD}"
     return []
 
 
 def generation_shards(wildcards):
     """The shard directories of one variant store (``generators.*.shards`` separate jobs)."""
     shards = config["generators"][wildcards.generator]["shards"]
-    return [f"results/augment/{wildcards.dataset}/{wildcards.generator}.shards/shard-{s:05d}" for s in range(shards)]
-
-
-def _evaluation_part(*datasets):
-    """The config keys an evaluation stage reads besides its own section: the datasets it names (and the
-    pretraining dataset, whose image size is the encoders' input size) and the backbone."""
-    names = sorted({config["pretrain"]["dataset"], *datasets})
-    pretrain = {"dataset": config["pretrain"]["dataset"], "backbone": config["pretrain"]["backbone"]}
-    return {"seed": config["seed"], "datasets": {n: config["datasets"][n] for n in names}, "pretrain": pretrain}
-
-
-def features_config_json(wildcards):
-    """The part of the config feature extraction reads (a probe setting never reruns it)."""
-    part = {**_evaluation_part(wildcards.downstream), "features": config["features"]}
-    if "generator" in wildcards.keys():
-        generator = generator_part(wildcards.generator)
-        part["generators"] = generator["generators"]
-        for section in ("methods", "augmentations"):
-            if section in generator:
-                part[section] = generator[section]
-    return to_json(part)
-
-
-def probe_config_json(wildcards):
-    """The part of the config a probe reads: the probe settings, and for the augmented protocol the
-    preprocessing and the downstream dataset."""
-    part = {"seed": config["seed"], "probe": config["probe"]}
-    if config["probe"]["protocol"] == "augmented":
-        part.update(_evaluation_part(wildcards.downstream), features=config["features"])
-    return to_json(part)
+    return [stages.SHARD.format(shard=f"{s:05d}", **wildcards) for s in range(shards)]
 
 
 def augmented_probe_inputs(wildcards):
@@ -151,29 +102,19 @@ def augmented_probe_inputs(wildcards):
     if config["probe"]["protocol"] != "augmented":
         return {}
     return {
-        "encoder": f"results/pretrain/{wildcards.dataset}/{wildcards.method}/{wildcards.augmentation}/encoder.safetensors",
-        "data": f"results/data/{wildcards.downstream}/manifest.json",
+        "encoder": stages.encoder_file(config, run_of(wildcards)),
+        "data": DOWNSTREAM_MANIFEST.format(downstream=wildcards.downstream),
     }
 
 
-def similarity_config_json(wildcards):
-    """The part of the config the similarity analysis reads."""
-    name = similarity_dataset(config)
-    return to_json({"seed": config["seed"], "datasets": {name: config["datasets"][name]}, "similarity": config["similarity"]})
-
-
 def similarity_features(wildcards):
-    """``{encoder name: feature file}`` of the similarity analysis (genssl.study.similarity_encoders)."""
-    return study.similarity_encoders(config)
+    """``{encoder name: feature file}`` of the similarity analysis (genssl.stages.similarity_encoders)."""
+    return stages.similarity_encoders(config)
 
 
 def report_inputs(wildcards):
-    """Every result the report reads: probes, pretraining records, previews and the similarity analysis."""
-    files = {"probes": study.probe_files(config)}
-    files["runs"] = [f"{study.pretrain_dir(config, run)}/{name}" for run in study.runs(config) for name in ("run.json", "metrics.csv")]
-    files["previews"] = [f"{study.augment_dir(config, g)}/preview.png" for g in study.used_generators(config)]
-    files["similarity"] = similarity_targets()
-    return files
+    """Every result the report reads (genssl.stages.report_inputs)."""
+    return stages.report_inputs(config)
 
 
 def report_outputs():
@@ -187,7 +128,7 @@ def report_outputs():
     }
     outputs = {}
     for name in report_figures(config):
-        path = f"results/report/figures/{name}"
+        path = f"{stages.REPORT}/figures/{name}"
         kind = name.split("_")[0]
         if kind in captions:
             caption, category = captions[kind]
@@ -196,15 +137,7 @@ def report_outputs():
     return outputs
 
 
-def similarity_targets():
-    """The similarity analysis, when there are at least two encoders to compare."""
-    if len(study.similarity_encoders(config)) < 2:
-        return []
-    directory = study.similarity_dir(config)
-    return [f"{directory}/{name}" for name in ("cka.csv", "opd.csv", "matrices.json", "cka.png", "cka_debiased.png", "opd.png")]
-
-
 def all_targets():
     """Every output of the workflow: the report and, through it, everything it summarises."""
-    data = expand("results/data/{dataset}/manifest.json", dataset=sorted(config["datasets"]))
-    return data + ["results/report/summary.md"]
+    data = [f"{stages.data_dir(d)}/{stages.MANIFEST}" for d in sorted(config["datasets"])]
+    return data + [f"{stages.REPORT}/summary.md"]

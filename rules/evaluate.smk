@@ -2,24 +2,24 @@ rule extract_features:
     """Features of every split of a downstream dataset from a pretrained encoder (frozen, deterministic
     resize + centre crop)."""
     input:
-        encoder="results/pretrain/{dataset}/{method}/{augmentation}/encoder.safetensors",
-        data="results/data/{downstream}/manifest.json",
+        encoder=f"{stages.PRETRAIN}/{stages.ENCODER}",
+        data=DOWNSTREAM_MANIFEST,
     output:
-        features="results/features/{dataset}/{method}/{augmentation}/{downstream}.npz",
+        features=stages.FEATURES,
     params:
         config=features_config_json,
         data=subpath(input.data, parent=True),
     log:
-        "logs/extract_features/{dataset}/{method}/{augmentation}/{downstream}.log",
+        f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}/{{downstream}}.log",
     benchmark:
-        "benchmarks/extract_features/{dataset}/{method}/{augmentation}/{downstream}.tsv"
+        f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}/{{downstream}}.tsv"
     conda:
         GENSSL_ENV
     threads: 1
     resources:
         mem_mb=4000,
     shell:
-        "genssl features --method {wildcards.method} --augmentation {wildcards.augmentation}"
+        "genssl features --method {wildcards.method} --run {wildcards.run}"
         " --downstream {wildcards.downstream} --config-json {params.config:q} --encoder {input.encoder}"
         " --data {params.data} --out {output.features} --threads {threads} 2> {log}"
 
@@ -28,18 +28,18 @@ rule extract_conditioning_features:
     """Features of a downstream dataset from a generator's conditioning encoder (what the generator is
     conditioned on), for the similarity analysis."""
     input:
-        data="results/data/{downstream}/manifest.json",
+        data=DOWNSTREAM_MANIFEST,
         weights=generator_weights,
     output:
-        features="results/features/{dataset}/conditioning/{generator}/{downstream}.npz",
+        features=stages.CONDITIONING_FEATURES,
     params:
         config=features_config_json,
         data=subpath(input.data, parent=True),
         weights=lambda wildcards, input: f"--weights {subpath(input.weights, parent=True)}" if input.weights else "",
     log:
-        "logs/extract_conditioning_features/{dataset}/{generator}/{downstream}.log",
+        f"{LOGS}/extract_conditioning_features/{{dataset}}/{{generator}}/{{downstream}}.log",
     benchmark:
-        "benchmarks/extract_conditioning_features/{dataset}/{generator}/{downstream}.tsv"
+        f"{BENCHMARKS}/extract_conditioning_features/{{dataset}}/{{generator}}/{{downstream}}.tsv"
     conda:
         GENSSL_ENV
     threads: 1
@@ -56,18 +56,18 @@ rule linear_probe:
     dataset."""
     input:
         unpack(augmented_probe_inputs),
-        features="results/features/{dataset}/{method}/{augmentation}/{downstream}.npz",
+        features=stages.FEATURES,
     output:
-        result="results/probe/{dataset}/{method}/{augmentation}/{downstream}.json",
+        result=stages.PROBE,
     params:
         config=probe_config_json,
         images=lambda wildcards, input: (
             f"--encoder {input.encoder} --data {subpath(input.data, parent=True)}" if "encoder" in input.keys() else ""
         ),
     log:
-        "logs/linear_probe/{dataset}/{method}/{augmentation}/{downstream}.log",
+        f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}/{{downstream}}.log",
     benchmark:
-        "benchmarks/linear_probe/{dataset}/{method}/{augmentation}/{downstream}.tsv"
+        f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}/{{downstream}}.tsv"
     conda:
         GENSSL_ENV
     threads: 1
@@ -84,26 +84,26 @@ rule similarity:
     input:
         unpack(similarity_features),
     output:
-        cka="results/similarity/{dataset}/cka.csv",
-        opd="results/similarity/{dataset}/opd.csv",
-        matrices="results/similarity/{dataset}/matrices.json",
+        cka=f"{stages.SIMILARITY}/cka.csv",
+        opd=f"{stages.SIMILARITY}/opd.csv",
+        matrices=f"{stages.SIMILARITY}/matrices.json",
         cka_heatmap=report(
-            "results/similarity/{dataset}/cka.png", caption="../report/similarity.rst", category="Similarity"
+            f"{stages.SIMILARITY}/cka.png", caption="../report/similarity.rst", category="Similarity"
         ),
         cka_debiased_heatmap=report(
-            "results/similarity/{dataset}/cka_debiased.png", caption="../report/similarity.rst", category="Similarity"
+            f"{stages.SIMILARITY}/cka_debiased.png", caption="../report/similarity.rst", category="Similarity"
         ),
         opd_heatmap=report(
-            "results/similarity/{dataset}/opd.png", caption="../report/similarity.rst", category="Similarity"
+            f"{stages.SIMILARITY}/opd.png", caption="../report/similarity.rst", category="Similarity"
         ),
     params:
         config=similarity_config_json,
         features=lambda wildcards, input: " ".join(f"{name}={path}" for name, path in input.items()),
         out=subpath(output.cka, parent=True),
     log:
-        "logs/similarity/{dataset}.log",
+        f"{LOGS}/similarity/{{dataset}}.log",
     benchmark:
-        "benchmarks/similarity/{dataset}.tsv"
+        f"{BENCHMARKS}/similarity/{{dataset}}.tsv"
     conda:
         GENSSL_ENV
     threads: 2

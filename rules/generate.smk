@@ -2,18 +2,18 @@ rule train_generator:
     """Train an instance-conditioned generator of the workflow (icdiffusion, icgan) on the pretraining dataset,
     conditioned on the frozen features of the conditioning encoder."""
     input:
-        data="results/data/{dataset}/manifest.json",
+        data=f"{stages.DATA}/{stages.MANIFEST}",
         encoder=conditioning_encoder,
     output:
-        weights="results/generators/{dataset}/{generator}/generator.json",
+        weights=f"{stages.GENERATOR}/{stages.GENERATOR_RECORD}",
     params:
         config=generator_config_json,
         data=subpath(input.data, parent=True),
         out=subpath(output.weights, parent=True),
     log:
-        "logs/train_generator/{dataset}/{generator}.log",
+        f"{LOGS}/train_generator/{{dataset}}/{{generator}}.log",
     benchmark:
-        "benchmarks/train_generator/{dataset}/{generator}.tsv"
+        f"{BENCHMARKS}/train_generator/{{dataset}}/{{generator}}.tsv"
     conda:
         GENSSL_ENV
     threads: 1
@@ -28,20 +28,20 @@ rule generate_shard:
     """Generate the variants of one shard of the training images (shards run as parallel jobs; a finished
     shard is never redone)."""
     input:
-        data="results/data/{dataset}/manifest.json",
+        data=f"{stages.DATA}/{stages.MANIFEST}",
         weights=generator_weights,
     output:
-        shard=temp(directory("results/augment/{dataset}/{generator}.shards/shard-{shard}")),
+        shard=temp(directory(stages.SHARD)),
     params:
         config=generator_config_json,
         data=subpath(input.data, parent=True),
-        out="results/augment/{dataset}/{generator}",
+        out=stages.AUGMENT,
         weights=lambda wildcards, input: f"--weights {subpath(input.weights, parent=True)}" if input.weights else "",
         shard=lambda wildcards: int(wildcards.shard),
     log:
-        "logs/generate_shard/{dataset}/{generator}/{shard}.log",
+        f"{LOGS}/generate_shard/{{dataset}}/{{generator}}/{{shard}}.log",
     benchmark:
-        "benchmarks/generate_shard/{dataset}/{generator}/{shard}.tsv"
+        f"{BENCHMARKS}/generate_shard/{{dataset}}/{{generator}}/{{shard}}.tsv"
     conda:
         GENSSL_ENV
     threads: 1
@@ -55,13 +55,13 @@ rule generate_shard:
 rule gather_augmentations:
     """Gather the shards into one variant store with its manifest and a preview grid of sources and variants."""
     input:
-        data="results/data/{dataset}/manifest.json",
+        data=f"{stages.DATA}/{stages.MANIFEST}",
         weights=generator_weights,
         shards=generation_shards,
     output:
-        manifest="results/augment/{dataset}/{generator}/manifest.json",
+        manifest=f"{stages.AUGMENT}/{stages.MANIFEST}",
         preview=report(
-            "results/augment/{dataset}/{generator}/preview.png",
+            f"{stages.AUGMENT}/{stages.PREVIEW}",
             caption="../report/augmentation_preview.rst",
             category="Generative augmentation",
         ),
@@ -71,9 +71,9 @@ rule gather_augmentations:
         out=subpath(output.manifest, parent=True),
         weights=lambda wildcards, input: f"--weights {subpath(input.weights, parent=True)}" if input.weights else "",
     log:
-        "logs/gather_augmentations/{dataset}/{generator}.log",
+        f"{LOGS}/gather_augmentations/{{dataset}}/{{generator}}.log",
     benchmark:
-        "benchmarks/gather_augmentations/{dataset}/{generator}.tsv"
+        f"{BENCHMARKS}/gather_augmentations/{{dataset}}/{{generator}}.tsv"
     conda:
         GENSSL_ENV
     threads: 1

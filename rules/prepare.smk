@@ -1,14 +1,14 @@
 rule prepare_dataset:
     """Prepare a dataset into an image store with labels, splits and a manifest."""
     output:
-        manifest="results/data/{dataset}/manifest.json",
+        manifest=f"{stages.DATA}/{stages.MANIFEST}",
     params:
         config=dataset_config_json,
         out=subpath(output.manifest, parent=True),
     log:
-        "logs/prepare_dataset/{dataset}.log",
+        f"{LOGS}/prepare_dataset/{{dataset}}.log",
     benchmark:
-        "benchmarks/prepare_dataset/{dataset}.tsv"
+        f"{BENCHMARKS}/prepare_dataset/{{dataset}}.tsv"
     conda:
         GENSSL_ENV
     threads: 2

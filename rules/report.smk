@@ -3,17 +3,17 @@ rule report:
     input:
         unpack(report_inputs),
     output:
-        summary=report("results/report/summary.md", caption="../report/summary.rst", category="Summary"),
-        results="results/report/results.csv",
-        metrics="results/report/metrics.json",
+        summary=report(f"{stages.REPORT}/summary.md", caption="../report/summary.rst", category="Summary"),
+        results=f"{stages.REPORT}/results.csv",
+        metrics=f"{stages.REPORT}/metrics.json",
         **report_outputs(),
     params:
         config=lambda wildcards: to_json(config),
         out=subpath(output.summary, parent=True),
     log:
-        "logs/report/report.log",
+        f"{LOGS}/report/report.log",
     benchmark:
-        "benchmarks/report/report.tsv"
+        f"{BENCHMARKS}/report/report.tsv"
     conda:
         GENSSL_ENV
     threads: 1

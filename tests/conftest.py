@@ -15,7 +15,8 @@ def env_with_venv():
 
 @pytest.fixture(scope="session")
 def digits16(tmp_path_factory):
-    """The digits store at 16 px (seed 0), prepared once per test session."""
+    """The digits store at 16 px (seed 0), prepared once for the whole test run and shared by every test that
+    reads digits (tests must not write into it)."""
     from genssl.config import validate_config
     from genssl.data.prepare import prepare_dataset
 

@@ -59,7 +59,7 @@ def test_console_script_is_installed(env_with_venv, tmp_path):
 def test_evaluation_commands_name_their_bad_input(tmp_path, capsys):
     config = _write_config(tmp_path / "c.yaml", {"digits": {"source": "digits"}})
     assert main(["features", "--config", config, "--downstream", "digits"]) == 2
-    assert "give --method (and --augmentation) or --generator" in capsys.readouterr().err
+    assert "give --method (and --run) or --generator" in capsys.readouterr().err
     assert main(["features", "--config", config, "--downstream", "shapes", "--method", "simclr"]) == 2
     assert "datasets.shapes: no such dataset" in capsys.readouterr().err
     out = tmp_path / "sim"

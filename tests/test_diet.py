@@ -26,7 +26,7 @@ from genssl.models import build_backbone
 from genssl.optim import WarmupCosine
 from genssl.optim.multistep_adamw import RowAdamW, RowState
 from genssl.train.checkpoint import read_trainer_state
-from tests.test_pretrain import tiny_config
+from tests.helpers import tiny_pretrain_config
 
 BETAS = (0.9, 0.999)
 
@@ -356,7 +356,7 @@ def _head_bytes(run) -> dict[str, bytes]:
 def test_sdiet_killed_mid_epoch_and_resumed_ends_byte_identical(tmp_path, env_with_venv):
     from genssl.data.prepare import prepare_dataset
 
-    config = tiny_config(epochs=4)
+    config = tiny_pretrain_config(epochs=4)
     data = tmp_path / "data"
     prepare_dataset(config, "digits", data)
     config_file = tmp_path / "config.yaml"

@@ -9,19 +9,7 @@ import yaml
 
 from genssl.config import load_config
 from genssl.dvc_stages import dvc_stages, tracked_targets
-from tests.helpers import REPO, TINY_ICDIFFUSION
-from tests.test_workflow import _planned_jobs
-
-TINY = {
-    "seed": 0,
-    "datasets": {"digits": {"source": "digits", "image_size": 8}},
-    "pretrain": {"dataset": "digits", "epochs": 1, "batch_size": 128, "backbone": {"width": 4, "blocks": [1]}},
-    "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
-    "generators": {"icdiffusion": TINY_ICDIFFUSION},
-    "augmentations": {"standard": {}, "generative": {"generator": "icdiffusion"}},
-    "probe": {"C": [1.0]},
-    "similarity": {"bootstrap": 10},
-}
+from tests.helpers import REPO, TINY_DVC_STUDY, planned_jobs, study_results
 
 
 def test_the_committed_dvc_yaml_is_the_default_studys_pipeline():
@@ -36,8 +24,19 @@ def test_the_committed_dvc_yaml_is_the_default_studys_pipeline():
         "results/pretrain/digits/simclr/standard",
     ]
     assert stages["pretrain_simclr_p025"]["deps"] == ["results/augment/digits/icdiffusion", "results/data/digits"]
+    # the run's slice (genssl.stages.pretrain_keys) as far as the file holds it: not which methods train p025
     assert stages["pretrain_simclr_p025"]["params"] == [
-        {"config/config.yaml": ["seed", "pretrain", "methods.simclr", "augmentations.p025"]}
+        {
+            "config/config.yaml": [
+                "seed",
+                "datasets.digits",
+                "pretrain",
+                "methods.simclr",
+                "augmentations.p025.generator",
+                "augmentations.p025.p",
+                "generators.icdiffusion",
+            ]
+        }
     ]
     assert stages["report"]["metrics"] == [{"results/report/metrics.json": {"cache": False}}]
     assert len([s for s in stages if s.startswith("pretrain_")]) == 20
@@ -54,13 +53,6 @@ def _snakemake(cwd, env, *args):
     return _run(["snakemake", "--snakefile", str(REPO / "Snakefile"), *args], cwd, env)
 
 
-def _results(root):
-    """The files computed from the pulled artifacts (the report's summary holds run times: not compared)."""
-    files = sorted((root / "results" / "probe").rglob("*.json")) + sorted((root / "results" / "similarity").rglob("*"))
-    files.append(root / "results" / "report" / "metrics.json")
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files if p.is_file()}
-
-
 @pytest.mark.slow
 def test_push_then_pull_into_a_fresh_clone_runs_only_what_is_downstream(tmp_path, env_with_venv):
     env = {
@@ -72,9 +64,9 @@ def test_push_then_pull_into_a_fresh_clone_runs_only_what_is_downstream(tmp_path
     }
     origin = tmp_path / "origin"
     (origin / "config").mkdir(parents=True)
-    (origin / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (origin / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_DVC_STUDY))
     shutil.copytree(REPO / ".dvc", origin / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache", "config.local"))
-    (origin / ".gitignore").write_text("results/\nlogs/\nbenchmarks/\n.snakemake/\n")
+    (origin / ".gitignore").write_text("results/\nlogs/\n.snakemake/\n")
     _run(["git", "init", "-q"], origin, env)
     _run(["dvc", "remote", "modify", "local", "url", str(tmp_path / "remote")], origin, env)
     _run(["genssl", "dvc-stages"], origin, env)
@@ -93,7 +85,7 @@ def test_push_then_pull_into_a_fresh_clone_runs_only_what_is_downstream(tmp_path
     assert all((clone / target).is_file() for target in pulled)
     # Pulled files have new times and no Snakemake metadata: touch them in DAG order (make pull does this).
     _snakemake(clone, env, "--cores", "1", "--touch", "--forceall", *pulled)
-    plan = _planned_jobs(_snakemake(clone, env, "-n"))
+    plan = planned_jobs(_snakemake(clone, env, "-n"))
     assert plan == {
         "all": 1,
         "extract_features": 2,
@@ -103,9 +95,9 @@ def test_push_then_pull_into_a_fresh_clone_runs_only_what_is_downstream(tmp_path
         "report": 1,
     }
     _snakemake(clone, env, "-c2")
-    assert _results(clone) == _results(origin)
+    assert study_results(clone) == study_results(origin)
     # A pulled stage's settings still count: changing the method reruns its runs.
     changed = yaml.safe_load((clone / "config" / "config.yaml").read_text())
     changed["methods"]["simclr"]["temperature"] = 0.5
     (clone / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
-    assert _planned_jobs(_snakemake(clone, env, "-n"))["pretrain"] == 2
+    assert planned_jobs(_snakemake(clone, env, "-n"))["pretrain"] == 2

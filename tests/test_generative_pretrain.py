@@ -20,13 +20,13 @@ from genssl.store import ImageStore
 from genssl.train.data import training_loader
 from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views
 from genssl.train.trainer import pretrain
-from tests.test_pretrain import tiny_config
+from tests.helpers import tiny_pretrain_config
 
 K = 3
 
 
 def _config(p=0.5, views="both", mode="generative+standard", seed=0):
-    base = tiny_config(epochs=1)
+    base = tiny_pretrain_config(epochs=1)
     base["seed"] = seed
     base["generators"] = {"toy": {"backend": "icdiffusion", "variants": K, "shards": 2}}
     base["methods"] = {"simclr": base["methods"]["simclr"], "sdiet": base["methods"]["sdiet"]}
@@ -167,7 +167,7 @@ def test_generative_pretraining_uses_the_variants(digits16, variants, tmp_path):
     standard = load_file(tmp_path / "standard" / "encoder.safetensors")
     generative = load_file(tmp_path / "gen" / "encoder.safetensors")
     assert any(not torch.equal(standard[k], generative[k]) for k in standard)
-    assert np.isfinite(run["final"]["loss"]) and run["config"]["generator_config"]["variants"] == K
+    assert np.isfinite(run["final"]["loss"]) and run["config"]["generators"]["toy"]["variants"] == K
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from genssl.config import validate_config
-from genssl.data.prepare import prepare_dataset
 from genssl.errors import ConfigError, GensslError
 from genssl.generate.icdiffusion import load_icdiffusion, train_icdiffusion
 from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet
@@ -46,13 +45,6 @@ def generator_config(**generator):
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "digits"
-    prepare_dataset(tiny_config(), "digits", path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
     path = tmp_path_factory.mktemp("encoder") / "encoder.safetensors"
     config = {"name": "small_resnet", "width": 8, "blocks": [1, 1]}
@@ -63,15 +55,15 @@ def encoder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(digits, encoder, tmp_path_factory):
+def trained(digits16, encoder, tmp_path_factory):
     out = tmp_path_factory.mktemp("generators") / "ic"
-    record = train_icdiffusion("ic", generator_config(), 0, digits, encoder, out)
+    record = train_icdiffusion("ic", generator_config(), 0, digits16, encoder, out)
     return out, record
 
 
 @pytest.fixture(scope="module")
-def sources(digits):
-    store = ImageStore(digits)
+def sources(digits16):
+    store = ImageStore(digits16)
     indices = store.split("train")[:8]
     return store.get_batch(indices), indices
 
@@ -93,20 +85,20 @@ def test_training_lowers_the_loss_and_writes_a_self_contained_directory(trained,
     assert json.loads((out / "scheduler/scheduler_config.json").read_text())["num_train_timesteps"] == 1000
 
 
-def test_training_twice_gives_identical_bytes(trained, digits, encoder, tmp_path):
+def test_training_twice_gives_identical_bytes(trained, digits16, encoder, tmp_path):
     out, _ = trained
-    train_icdiffusion("ic", generator_config(), 0, digits, encoder, tmp_path / "again")
+    train_icdiffusion("ic", generator_config(), 0, digits16, encoder, tmp_path / "again")
     for file in ("unet/diffusion_pytorch_model.safetensors", "condition.safetensors", "losses.csv", "generator.json"):
         assert (tmp_path / "again" / file).read_bytes() == (out / file).read_bytes(), file
 
 
-def test_training_refuses_bad_input(digits, encoder, tmp_path):
+def test_training_refuses_bad_input(digits16, encoder, tmp_path):
     with pytest.raises(GensslError, match=r"missing\.safetensors"):
-        train_icdiffusion("ic", generator_config(), 0, digits, tmp_path / "missing.safetensors", tmp_path / "out")
+        train_icdiffusion("ic", generator_config(), 0, digits16, tmp_path / "missing.safetensors", tmp_path / "out")
     with pytest.raises(GensslError, match="no-store"):
         train_icdiffusion("ic", generator_config(), 0, tmp_path / "no-store", encoder, tmp_path / "out")
     with pytest.raises(ConfigError, match=r"generators\.ic\.neighbours"):
-        train_icdiffusion("ic", generator_config(neighbours=100_000), 0, digits, encoder, tmp_path / "out")
+        train_icdiffusion("ic", generator_config(neighbours=100_000), 0, digits16, encoder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from genssl.config import load_config
-from tests.helpers import REPO
-from tests.test_workflow import _planned_jobs
+from tests.helpers import REPO, planned_jobs
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_the_paper_study_has_the_papers_runs_and_evaluations(dry_run):
     assert config["generators"]["sd_unclip"]["variants"] == 10
     assert {a.get("p") for a in config["augmentations"].values()} == {None, 0.5}
     # 7 methods x (standard, sd_unclip, icgan); 6 downstream datasets; 7 stores (ImageNet twice: pretraining, probes).
-    assert _planned_jobs(dry_run) == {
+    assert planned_jobs(dry_run) == {
         "all": 1,
         "prepare_dataset": 7,
         "generate_shard": 256 + 64,

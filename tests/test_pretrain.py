@@ -14,8 +14,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, safe_open
 
-from genssl.config import validate_config
-from genssl.data.prepare import prepare_dataset
+from genssl.cli import main
 from genssl.errors import ConfigError
 from genssl.methods import METHODS
 from genssl.methods.simclr import SimCLR
@@ -24,43 +23,7 @@ from genssl.seeding import derive_seed
 from genssl.store import ImageStore
 from genssl.train.checkpoint import read_trainer_state
 from genssl.train.trainer import NonFiniteLossError, pretrain
-
-HEADS = {
-    "simclr": {"proj_hidden_dim": 64, "proj_output_dim": 32},
-    # A queue of at most a fifth of the 1,293 training images: a larger one holds keys of the same images.
-    "mocov2plus": {"proj_hidden_dim": 64, "proj_output_dim": 32, "queue_size": 256},
-    "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
-    "simsiam": {"proj_hidden_dim": 64, "proj_output_dim": 64, "pred_hidden_dim": 32},
-    "barlowtwins": {"proj_hidden_dim": 64, "proj_output_dim": 64},
-    # DIET learns slowly: 400 steps need a higher lr than public DIET code's 1e-3 (which trains 1000s of epochs).
-    "diet": {"lr": 0.01},
-    "sdiet": {"proj_hidden_dim": 64, "proj_output_dim": 32, "lr": 0.1},
-}
-
-
-def tiny_config(epochs=3, **pretrain):
-    return validate_config(
-        {
-            "seed": 0,
-            "datasets": {"digits": {"source": "digits", "image_size": 16}},
-            "pretrain": {
-                "dataset": "digits",
-                "epochs": epochs,
-                "batch_size": 64,
-                "warmup_epochs": 1,
-                "backbone": {"name": "small_resnet", "width": 8, "blocks": [1, 1]},
-                **pretrain,
-            },
-            "methods": HEADS,
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "digits"
-    prepare_dataset(tiny_config(), "digits", path)
-    return path
+from tests.helpers import tiny_pretrain_config
 
 
 def _features(backbone, store, indices):
@@ -90,11 +53,11 @@ def _encoder(path, config):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_each_method_lowers_its_loss_and_beats_a_random_encoder(method, digits, tmp_path):
-    config = tiny_config(epochs=20)
+def test_each_method_lowers_its_loss_and_beats_a_random_encoder(method, digits16, tmp_path):
+    config = tiny_pretrain_config(epochs=20)
     # At 16 px a crop of 8 % of the area (the ImageNet default) leaves about 4 x 4 pixels of a digit.
     config["methods"][method]["views"]["crop_scale"] = [0.3, 1.0]
-    run = pretrain(config, method, "standard", digits, tmp_path)
+    run = pretrain(config, method, "standard", digits16, tmp_path)
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
@@ -102,7 +65,7 @@ def test_each_method_lowers_its_loss_and_beats_a_random_encoder(method, digits, 
     assert np.mean(losses[-3:]) < losses[0], losses
     assert run["final"]["loss"] == pytest.approx(losses[-1])
 
-    store = ImageStore(digits)
+    store = ImageStore(digits16)
     torch.manual_seed(derive_seed(0, "init", method))
     random_encoder, _ = build_backbone(config["pretrain"]["backbone"])
     trained = knn_accuracy(_encoder(tmp_path / "encoder.safetensors", config), store)
@@ -110,14 +73,14 @@ def test_each_method_lowers_its_loss_and_beats_a_random_encoder(method, digits, 
     assert trained > untrained + 0.02, (trained, untrained)
 
 
-def test_outputs_and_run_record(digits, tmp_path):
-    config = tiny_config(epochs=2)
-    pretrain(config, "simclr", "standard", digits, tmp_path)
+def test_outputs_and_run_record(digits16, tmp_path):
+    config = tiny_pretrain_config(epochs=2)
+    pretrain(config, "simclr", "standard", digits16, tmp_path)
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["method"] == "simclr" and run["augmentation"] == "standard" and run["seed"] == 0
     assert run["versions"]["torch"] == torch.__version__ and run["world_size"] == 1
-    assert run["batch_size"] == 64 and run["steps"] == 2 * (len(ImageStore(digits).split("train")) // 64)
-    assert run["config"]["method_config"]["lr"] == 0.4
+    assert run["batch_size"] == 64 and run["steps"] == 2 * (len(ImageStore(digits16).split("train")) // 64)
+    assert run["config"]["methods"]["simclr"]["lr"] == 0.4 and set(run["config"]["methods"]) == {"simclr"}
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
     assert header == "epoch,loss,lr,seconds,images_per_second"
     with safe_open(str(tmp_path / "encoder.safetensors"), "pt") as f:
@@ -127,16 +90,16 @@ def test_outputs_and_run_record(digits, tmp_path):
     assert read_trainer_state(tmp_path / "checkpoint")["epoch"] == 2
     # A finished run is not trained again: rerunning resumes after the last epoch and rewrites the same encoder.
     before = (tmp_path / "encoder.safetensors").read_bytes()
-    pretrain(config, "simclr", "standard", digits, tmp_path)
+    pretrain(config, "simclr", "standard", digits16, tmp_path)
     assert (tmp_path / "encoder.safetensors").read_bytes() == before
 
 
-def test_a_checkpoint_of_another_configuration_is_not_resumed(digits, tmp_path):
-    pretrain(tiny_config(epochs=1), "simclr", "standard", digits, tmp_path / "a")
-    other = tiny_config(epochs=1)
+def test_a_checkpoint_of_another_configuration_is_not_resumed(digits16, tmp_path):
+    pretrain(tiny_pretrain_config(epochs=1), "simclr", "standard", digits16, tmp_path / "a")
+    other = tiny_pretrain_config(epochs=1)
     other["methods"]["simclr"]["temperature"] = 0.5
-    pretrain(other, "simclr", "standard", digits, tmp_path / "a")
-    pretrain(other, "simclr", "standard", digits, tmp_path / "b")
+    pretrain(other, "simclr", "standard", digits16, tmp_path / "a")
+    pretrain(other, "simclr", "standard", digits16, tmp_path / "b")
     assert (tmp_path / "a" / "encoder.safetensors").read_bytes() == (
         tmp_path / "b" / "encoder.safetensors"
     ).read_bytes()
@@ -167,11 +130,11 @@ def _run_cli(config_file, out, env):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_byte_identical(digits, tmp_path, env_with_venv):
+def test_killed_and_resumed_run_ends_byte_identical(digits16, tmp_path, env_with_venv):
     """SIGKILL mid-epoch, restart: encoder.safetensors equals an uninterrupted run's, byte for byte."""
-    (tmp_path / "data").symlink_to(digits)
+    (tmp_path / "data").symlink_to(digits16)
     config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump(tiny_config(epochs=4)))
+    config_file.write_text(yaml.safe_dump(tiny_pretrain_config(epochs=4)))
     uninterrupted = tmp_path / "runs" / "a"
     assert _run_cli(config_file, uninterrupted, env_with_venv).wait() == 0
 
@@ -197,7 +160,7 @@ def test_killed_and_resumed_run_ends_byte_identical(digits, tmp_path, env_with_v
     assert losses[0] == losses[1]
 
 
-def test_a_nan_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoint(digits, tmp_path, monkeypatch):
+def test_a_nan_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoint(digits16, tmp_path, monkeypatch):
     class NaNAfter(SimCLR):
         """SimCLR whose loss turns NaN at its 25th forward pass (step 5 of epoch 2 with 20 steps per epoch)."""
 
@@ -210,7 +173,7 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoint
 
     monkeypatch.setitem(METHODS, "simclr", NaNAfter)
     with pytest.raises(NonFiniteLossError) as info:
-        pretrain(tiny_config(epochs=3), "simclr", "standard", digits, tmp_path)
+        pretrain(tiny_pretrain_config(epochs=3), "simclr", "standard", digits16, tmp_path)
     message = str(info.value)
     assert "the loss is nan at epoch 2, step 5 of 20 (global step 25)" in message
     assert str(tmp_path / "checkpoint") in message
@@ -219,20 +182,23 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoint
     assert not (tmp_path / "encoder.safetensors").exists()
 
 
-def test_bad_input_is_refused_before_training(digits, tmp_path):
-    config = tiny_config()
+def test_bad_input_is_refused_before_training(digits16, tmp_path, capsys):
+    config = tiny_pretrain_config()
     config["pretrain"]["batch_size"] = 5000
     with pytest.raises(ConfigError, match=r"pretrain.batch_size: batch of 5000 is larger than the 1293 training"):
-        pretrain(config, "simclr", "standard", digits, tmp_path)
-    config = tiny_config()
+        pretrain(config, "simclr", "standard", digits16, tmp_path)
+    config = tiny_pretrain_config()
     del config["methods"]["byol"]
-    with pytest.raises(
-        ConfigError, match=r"methods.byol: not configured; configured methods: barlowtwins, diet, mocov2plus"
-    ):
-        pretrain(config, "byol", "standard", digits, tmp_path)
-    with pytest.raises(ConfigError, match=r"augmentations.generative: not configured; configured: standard"):
-        pretrain(config, "simclr", "generative", digits, tmp_path)
-    assert not any(tmp_path.iterdir())
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    for method, augmentation, problem in [
+        ("byol", "standard", "methods.byol: not configured; configured methods: barlowtwins, diet, mocov2plus"),
+        ("simclr", "generative", "augmentations.generative: not configured; configured: standard"),
+    ]:
+        args = ["--config", str(config_file), "--method", method, "--augmentation", augmentation]
+        assert main(["pretrain", *args, "--data", str(digits16), "--out", str(tmp_path / "run")]) == 2
+        assert problem in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
 
 
 def test_gradient_clipping_bounds_the_global_norm():
@@ -241,7 +207,7 @@ def test_gradient_clipping_bounds_the_global_norm():
     from genssl.optim import build_optimizer
     from genssl.train.trainer import train_step
 
-    config = tiny_config()
+    config = tiny_pretrain_config()
     mcfg = config["methods"]["simclr"]
     images = torch.randint(0, 256, (16, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     norms = {}
@@ -259,23 +225,23 @@ def test_gradient_clipping_bounds_the_global_norm():
     assert norms[0.0] > 0.05 and norms[0.05] == pytest.approx(0.05, rel=1e-4)
 
 
-def test_loader_workers_do_not_change_the_result(digits, tmp_path):
+def test_loader_workers_do_not_change_the_result(digits16, tmp_path):
     """Reading the store in DataLoader worker processes gives the same batches, so the same encoder."""
-    pretrain(tiny_config(epochs=1), "simclr", "standard", digits, tmp_path / "in_process")
-    pretrain(tiny_config(epochs=1, num_workers=2), "simclr", "standard", digits, tmp_path / "workers")
+    pretrain(tiny_pretrain_config(epochs=1), "simclr", "standard", digits16, tmp_path / "in_process")
+    pretrain(tiny_pretrain_config(epochs=1, num_workers=2), "simclr", "standard", digits16, tmp_path / "workers")
     encoders = [(tmp_path / d / "encoder.safetensors").read_bytes() for d in ("in_process", "workers")]
     assert encoders[0] == encoders[1]
 
 
-def test_a_replicate_seed_changes_the_runs_own_draws_only(digits, tmp_path):
-    config = tiny_config(epochs=1)
-    first = pretrain(config, "simclr", "standard", digits, tmp_path / "seed0")
-    replicate = pretrain(config, "simclr", "standard", digits, tmp_path / "seed1", seed=1)
-    assert (first["seed"], first["config"]["data_seed"]) == (0, 0)
-    assert (replicate["seed"], replicate["config"]["data_seed"]) == (1, 0)
+def test_a_replicate_seed_changes_the_runs_own_draws_only(digits16, tmp_path):
+    config = tiny_pretrain_config(epochs=1)
+    first = pretrain(config, "simclr", "standard", digits16, tmp_path / "seed0")
+    replicate = pretrain(config, "simclr", "standard", digits16, tmp_path / "seed1", seed=1)
+    assert (first["seed"], first["config"]["seed"]) == (0, 0)
+    assert (replicate["seed"], replicate["config"]["seed"]) == (1, 0)
     encoders = [load_file(str(tmp_path / name / "encoder.safetensors")) for name in ("seed0", "seed1")]
     assert any(not torch.equal(encoders[0][k], encoders[1][k]) for k in encoders[0])
-    explicit = pretrain(config, "simclr", "standard", digits, tmp_path / "explicit", seed=0)
+    explicit = pretrain(config, "simclr", "standard", digits16, tmp_path / "explicit", seed=0)
     assert (tmp_path / "explicit" / "encoder.safetensors").read_bytes() == (
         tmp_path / "seed0" / "encoder.safetensors"
     ).read_bytes()

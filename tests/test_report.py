@@ -1,10 +1,15 @@
-"""The report's building blocks: number formats, tables, the runtime table and the DVC metrics."""
+"""The report's building blocks: number formats, tables, each section of summary.md and the DVC metrics."""
+
+import json
 
 import pytest
 
 from genssl.config import validate_config
-from genssl.report.stage import metrics, runtime_table
+from genssl.report import sections
+from genssl.report.sections import runtime_table
+from genssl.report.stage import metrics
 from genssl.report.tables import markdown_table, number, percent, with_interval
+from tests.helpers import small_study
 
 
 def test_values_over_seeds_are_mean_and_sample_standard_deviation():
@@ -61,3 +66,116 @@ def test_metrics_are_means_over_seeds_keyed_for_dvc():
     out = metrics(config, rows)
     assert out["probe"]["digits"]["simclr/standard"]["top1"] == pytest.approx(0.85)
     assert out["similarity"]["simclr/standard vs conditioning/ic"] == {"cka": 0.5}
+
+
+def _row(section, method, augmentation, seed, downstream, metric, value, other=""):
+    return dict(
+        section=section,
+        method=method,
+        augmentation=augmentation,
+        seed=seed,
+        downstream=downstream,
+        metric=metric,
+        value=value,
+        other=other,
+    )
+
+
+def _probe_rows(values):
+    """``{(method, augmentation, downstream): [top1 per seed]}`` as rows, with kNN top-1 = top-1 - 0.1."""
+    rows = []
+    for (method, augmentation, downstream), per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            rows.append(_row("probe", method, augmentation, seed, downstream, "top1", value))
+            rows.append(_row("probe", method, augmentation, seed, downstream, "knn20_top1", value - 0.1))
+    return rows
+
+
+def test_the_header_shows_each_methods_own_batch_lr_and_steps(digits16, tmp_path):
+    config = small_study()
+    config["methods"]["byol"]["batch_size"] = 64
+    (tmp_path / "results" / "data").mkdir(parents=True)
+    (tmp_path / "results" / "data" / "digits").symlink_to(digits16)
+    text = sections.header(config, tmp_path)
+    assert "(1293 training images)" in text
+    simclr, byol = config["methods"]["simclr"], config["methods"]["byol"]
+    batch = config["pretrain"]["batch_size"]
+    steps = 1293 // batch * config["pretrain"]["epochs"]
+    assert f"| simclr | {batch} | {simclr['lr'] * batch / 256:.4g} | {simclr['optimizer']} | {steps} |" in text
+    steps = 1293 // 64 * config["pretrain"]["epochs"]
+    assert f"| byol | 64 | {byol['lr'] * 64 / 256:.4g} | {byol['optimizer']} | {steps} |" in text
+
+
+def test_probe_tables_show_mean_and_sd_over_seeds_per_downstream_dataset():
+    config = small_study(seeds=[0, 1])
+    rows = _probe_rows({("simclr", "standard", "digits"): [0.80, 0.82], ("byol", "generative", "shapes"): [0.5, 0.5]})
+    text = sections.probe_tables(config, rows, "top1", "Linear probe top-1 (%)")
+    assert text.startswith("## Linear probe top-1 (%)\n\n### digits\n\n| method | standard | crop | generative |")
+    assert "| simclr | 81.0 ± 1.4 | — |" in text
+    assert "### shapes" in text and "| byol | — | — | 50.0 ± 0.0 |" in text
+
+
+def test_the_delta_table_pairs_runs_by_seed():
+    config = small_study(seeds=[0, 1], downstream=["digits"])
+    rows = _probe_rows(
+        {("simclr", "standard", "digits"): [0.80, 0.90], ("simclr", "generative", "digits"): [0.83, 0.91]}
+    )
+    text = sections.delta_table(config, rows)
+    assert "| simclr | generative | digits | 2.0 ± 1.4 | 2.0 ± 1.4 |" in text
+    assert "| byol | generative | digits | — | — |" in text
+    assert sections.delta_table(small_study(augmentations={"standard": {}}), rows) == ""
+
+
+def test_the_p_sweep_table_starts_at_the_standard_run():
+    config = small_study(downstream=["digits"])
+    values = {("simclr", a, "digits"): [v] for a, v in [("standard", 0.8), ("p025", 0.81), ("generative", 0.82)]}
+    text = sections.sweep_tables(config, _probe_rows(values), "p", "p sweep")
+    assert "## p sweep: simclr, ic (linear top-1, %)" in text
+    lines = [line for line in text.splitlines() if line.startswith("| 0")]
+    assert lines[:3] == ["| 0.0 | standard | 80.0 |", "| 0.25 | p025 | 81.0 |", "| 0.5 | generative | 82.0 |"]
+    assert "p = 0 is the standard run" in text
+    modes = sections.sweep_tables(config, _probe_rows(values), "mode", "Mode ablation")
+    assert [line.split(" | ")[0] for line in modes.splitlines() if line.startswith("| generative")] == [
+        "| generative-only",
+        "| generative+crop",
+        "| generative+standard",
+    ]
+
+
+def test_the_sdiet_table_lists_sdiet_first_with_memory_and_time():
+    config = small_study(methods={"simclr": {}, "sdiet": {}}, downstream=["digits"])
+    rows = _probe_rows({("sdiet", "standard", "digits"): [0.7], ("simclr", "standard", "digits"): [0.8]})
+    for method, memory in (("sdiet", 300.0), ("simclr", 500.0)):
+        rows.append(_row("pretrain", method, "standard", 0, "", "peak_memory_mib", memory, "cpu_rss"))
+        rows.append(_row("pretrain", method, "standard", 0, "", "seconds", 12.0))
+    text = sections.sdiet_table(config, rows)
+    body = [line for line in text.splitlines() if line.startswith("| s")]
+    assert body == ["| sdiet | 70.0 | 300 | 12.0 |", "| simclr | 80.0 | 500 | 12.0 |"]
+    assert "peak resident set" in text
+    assert sections.sdiet_table(small_study(), rows) == ""
+
+
+def test_similarity_tables_show_each_statistic_with_its_interval(tmp_path):
+    config = small_study()
+    directory = tmp_path / "results" / "similarity" / "digits"
+    directory.mkdir(parents=True)
+    (directory / "cka.csv").write_text(
+        "a,b,kind,n,cka,cka_low,cka_high,cka_debiased,cka_debiased_low,cka_debiased_high\n"
+        "simclr/generative,conditioning/ic,conditioning,100,0.8,0.7,0.9,0.6,0.5,0.7\n"
+        "byol/standard,simclr/standard,cross,100,0.5,0.4,0.6,0.3,0.2,0.4\n"
+    )
+    (directory / "opd.csv").write_text(
+        "a,b,kind,n,opd,opd_low,opd_high\n"
+        "simclr/generative,conditioning/ic,conditioning,100,0.3,0.2,0.4\n"
+        "byol/standard,simclr/standard,cross,100,0.9,0.8,1.0\n"
+    )
+    matrices = {"dataset": "digits", "split": "test", "n": 100, "confidence": 0.95, "bootstrap": 50}
+    (directory / "matrices.json").write_text(json.dumps(matrices))
+    text = sections.similarity_tables(config, tmp_path)
+    assert "(digits test, n = 100, 95 % bootstrap intervals over 50 resamples)" in text
+    assert (
+        "| simclr/generative | conditioning/ic | 0.800 [0.700, 0.900] | 0.600 [0.500, 0.700] | 0.300 [0.200, 0.400] |"
+        in text
+    )
+    assert "byol/standard" not in text  # cross pairs are in the heatmaps only
+    assert sections.similarity_tables(config, tmp_path / "none") == ""

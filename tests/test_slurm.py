@@ -9,8 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.helpers import REPO
-from tests.test_dvc import TINY, _results
+from tests.helpers import REPO, TINY_DVC_STUDY, study_results
 
 PROFILE = REPO / "profiles" / "slurm" / "localhost"
 
@@ -48,7 +47,7 @@ def _snakemake(workdir, env, *args):
 def _computed(root):
     """The encoders, probes, similarity files and reported metrics of a study, without the peak memory of each
     pretraining job (a measurement of the process that ran it, which differs between a SLURM job and a local one)."""
-    files = _results(root)
+    files = study_results(root)
     metrics = json.loads(files.pop("results/report/metrics.json"))
     for run in metrics["pretrain"].values():
         assert run.pop("peak_memory_mib") > 0
@@ -58,8 +57,8 @@ def _computed(root):
 
 
 def test_the_tiny_study_on_slurm_equals_a_local_run(tmp_path, env_with_venv):
-    local = _study(tmp_path / "local", TINY)
-    cluster = _study(tmp_path / "cluster", TINY)
+    local = _study(tmp_path / "local", TINY_DVC_STUDY)
+    cluster = _study(tmp_path / "cluster", TINY_DVC_STUDY)
     _snakemake(local, env_with_venv, "-c2")
     result = _snakemake(cluster, env_with_venv, "--profile", str(PROFILE))
     assert "has been submitted with SLURM jobid" in result.stdout + result.stderr

@@ -12,7 +12,7 @@ import yaml
 from genssl.config import validate_config
 from genssl.store import ImageStore, verify_store
 from genssl.study import runs
-from tests.helpers import REPO, TINY_ICDIFFUSION
+from tests.helpers import REPO, TINY_ICDIFFUSION, planned_jobs
 
 #: The whole DAG at a tiny size: two methods, a trained generator, the p sweep and the mode ablation for SimCLR,
 #: two seeds, one downstream dataset and the similarity analysis.
@@ -57,26 +57,13 @@ def _snakemake(workdir, env, *args, check=True):
     return result
 
 
-def _planned_jobs(result) -> dict[str, int]:
-    """The job counts of a dry run's `Job stats` table."""
-    lines = (result.stdout + result.stderr).splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats:"))
-    counts = {}
-    for line in lines[start + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     workdir = _workdir(tmp_path, config)
     result = _snakemake(workdir, env_with_venv, "-n")
     # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan: 20 runs,
     # each probed on digits and shapes; two generators, four shards each, conditioned on one encoder (simclr/standard).
-    assert _planned_jobs(result) == {
+    assert planned_jobs(result) == {
         "all": 1,
         "prepare_dataset": 2,
         "pretrain": 20,
@@ -145,14 +132,14 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
         assert verify_store(workdir / "results" / "data" / name) == []
         assert len(ImageStore(workdir / "results" / "data" / name)) == n
     assert "epoch 1/1: loss" in (workdir / "logs/pretrain/digits/simclr/standard.log").read_text()
-    assert (workdir / "benchmarks/prepare_dataset/digits.tsv").read_text().startswith("s\t")
+    assert (workdir / "results/benchmarks/prepare_dataset/digits.tsv").read_text().startswith("s\t")
     assert not (workdir / "results/augment/digits/icdiffusion.shards").exists()  # temp() shards are removed
 
     # Every run, replicate seeds included, was trained and probed.
     config = validate_config(TINY)
     assert len(runs(config)) == 12
     replicate = json.loads((workdir / "results/pretrain/digits/simclr/p100-seed1/run.json").read_text())
-    assert replicate["seed"] == 1 and replicate["config"]["data_seed"] == 0
+    assert replicate["seed"] == 1 and replicate["config"]["seed"] == 0
     probe = json.loads((workdir / "results/probe/digits/sdiet/generative-seed1/digits.json").read_text())
     assert 0 < probe["top1"] <= 1 and probe["n"]["test"] == 359
 
@@ -178,7 +165,8 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
         assert heading in summary
     tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
     values = [v for table in tables for v in _finite_cells(table)]
-    assert len(tables) == 9 and len(values) > 50 and all(math.isfinite(v) for v in values)
+    assert len(tables) == 10 and len(values) > 50 and all(math.isfinite(v) for v in values)
+    assert "| simclr | 128 | 0.2 | lars | 10 |" in summary  # the step plan: batch, peak lr, steps (1293 // 128)
     assert " ± " in summary  # two seeds: mean +- std
     for name in (
         "preview_icdiffusion",
@@ -205,7 +193,7 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
     # features and probes, and what summarises them.
     _rewrite(workdir, lambda c: c["methods"]["sdiet"].update(temperature=0.2))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {
+    assert planned_jobs(result) == {
         "all": 1,
         "pretrain": 4,
         "extract_features": 4,
@@ -217,18 +205,18 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
 
     # A probe setting reruns only the probes and the report; a similarity setting only the analysis and the report.
     _rewrite(workdir, lambda c: c["probe"].update(C=[1.0]))
-    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 12, "report": 1}
+    assert planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 12, "report": 1}
     _rewrite(workdir, lambda c: c["similarity"].update(bootstrap=20))
-    assert _planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1, "report": 1}
+    assert planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1, "report": 1}
 
     # Restricting an ablation to fewer methods or adding a seed does not rerun the existing runs.
     _rewrite(workdir, lambda c: c.update(seeds=[0, 1, 2]))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result)["pretrain"] == 6 and "-seed2/encoder.safetensors" in result.stdout
+    assert planned_jobs(result)["pretrain"] == 6 and "-seed2/encoder.safetensors" in result.stdout
 
     # A dataset's setting reruns only that dataset and what is computed from it (shapes is not probed here); the
     # report, which reads the whole configuration, is remade.
     _rewrite(workdir, lambda c: c["datasets"]["shapes"].update(n_per_class=12))
     result = _snakemake(workdir, env_with_venv, "-n")
-    assert _planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "report": 1}
+    assert planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "report": 1}
     assert "output: results/data/digits/manifest.json" not in result.stdout

@@ -1,7 +1,7 @@
 """The ``genssl`` command: one subcommand per workflow stage, plus store and config utilities.
 
 Every stage command reads the study configuration (``--config`` file, or ``--config-json`` as passed by the
-Snakemake rules), validates it against ``config/schema.yaml`` before doing any work, and reports bad input as
+Snakemake rules), validates it against ``src/genssl/schema.yaml`` before doing any work, and reports bad input as
 one message naming the problem (exit status 2 for configuration errors, 1 for other input errors).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from genssl import __version__
+from genssl import __version__, stages
 from genssl.config import load_config
 from genssl.errors import ConfigError, GensslError
 
@@ -37,30 +37,36 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from genssl.data.prepare import prepare_dataset
+    from genssl.stages import data_dir
 
     config = _config(args)
-    out = args.out or f"results/data/{args.dataset}"
-    prepare_dataset(config, args.dataset, out, workers=args.workers)
+    prepare_dataset(config, args.dataset, args.out or data_dir(args.dataset), workers=args.workers)
     return 0
+
+
+def _pretraining_data(args: argparse.Namespace, config: dict[str, Any]) -> str:
+    from genssl.stages import data_dir
+
+    return args.data or data_dir(config["pretrain"]["dataset"])
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     import torch
 
     from genssl.allocator import keep_freed_memory
-    from genssl.study import Run, pretrain_dir, seeds
+    from genssl.stages import augment_dir, pretrain_dir
+    from genssl.study import study_run
     from genssl.train.trainer import pretrain
 
     config = _config(args)
+    run = study_run(config, args.method, args.augmentation, args.seed)
     keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = config["pretrain"]["dataset"]
-    data = args.data or f"results/data/{dataset}"
-    seed = config["seed"] if args.seed is None else args.seed
-    run = Run(args.method, args.augmentation, seed, seed == seeds(config)[0])
+    generator = config["augmentations"][run.augmentation].get("generator")
+    variants = args.variants or (augment_dir(config, generator) if generator is not None else None)
     out = args.out or pretrain_dir(config, run)
-    pretrain(config, args.method, args.augmentation, data, out, variants_dir=args.variants, seed=seed)
+    pretrain(config, run.method, run.augmentation, _pretraining_data(args, config), out, variants, run.seed)
     return 0
 
 
@@ -69,7 +75,7 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
 
     from genssl.config import generator_config
     from genssl.generate.registry import TRAINED, train_generator
-    from genssl.study import conditioning_encoder_file
+    from genssl.stages import conditioning_encoder_file, generator_dir
 
     config = _config(args)
     if args.threads:
@@ -77,11 +83,11 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
     gen = generator_config(config, args.generator)
     if gen["backend"] not in TRAINED:
         raise ConfigError(f"generators.{args.generator}: backend {gen['backend']} is not trained in the workflow")
-    dataset = config["pretrain"]["dataset"]
     encoder = args.encoder or conditioning_encoder_file(config, args.generator)
-    data = args.data or f"results/data/{dataset}"
-    out = args.out or f"results/generators/{dataset}/{args.generator}"
-    train_generator(args.generator, gen, config["seed"], Path(data), Path(encoder), Path(out))
+    out = args.out or generator_dir(config, args.generator)
+    train_generator(
+        args.generator, gen, config["seed"], Path(_pretraining_data(args, config)), Path(encoder), Path(out)
+    )
     return 0
 
 
@@ -91,17 +97,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from genssl.config import generator_config
     from genssl.generate import generation
     from genssl.generate.registry import TRAINED
+    from genssl.stages import augment_dir, generator_dir
 
     config = _config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = config["pretrain"]["dataset"]
-    data = args.data or f"results/data/{dataset}"
-    out = args.out or f"results/augment/{dataset}/{args.generator}"
+    data = _pretraining_data(args, config)
+    out = args.out or augment_dir(config, args.generator)
     gen = generator_config(config, args.generator)
     weights = args.weights
     if weights is None and gen["backend"] in TRAINED:
-        weights = f"results/generators/{dataset}/{args.generator}"
+        weights = generator_dir(config, args.generator)
     if args.shard is not None:
         generation.generate_shard(config, args.generator, args.shard, data, out, weights)
     elif args.gather:
@@ -115,20 +121,21 @@ def _cmd_features(args: argparse.Namespace) -> int:
     import torch
 
     from genssl.evaluate.features import extract_conditioning_features, extract_encoder_features
-    from genssl.study import conditioning_features_file, features_file, pretrain_dir, run_from_directory
+    from genssl.stages import conditioning_features_file, data_dir, encoder_file, features_file
+    from genssl.study import run_from_directory
 
     config = _config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = args.data or f"results/data/{args.downstream}"
+    data = args.data or data_dir(args.downstream)
     if args.generator is not None:
         out = args.out or conditioning_features_file(config, args.generator, args.downstream)
         extract_conditioning_features(config, args.downstream, args.generator, data, out, args.weights)
         return 0
     if args.method is None:
-        raise ConfigError("genssl features: give --method (and --augmentation) or --generator")
-    run = run_from_directory(args.method, args.augmentation, config)
-    encoder = args.encoder or f"{pretrain_dir(config, run)}/encoder.safetensors"
+        raise ConfigError("genssl features: give --method (and --run) or --generator")
+    run = run_from_directory(args.method, args.run, config)
+    encoder = args.encoder or encoder_file(config, run)
     out = args.out or features_file(config, run, args.downstream)
     extract_encoder_features(config, args.downstream, encoder, data, out)
     return 0
@@ -236,49 +243,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    prepare = commands.add_parser("prepare", help="prepare a dataset into an image store (results/data/{dataset}/)")
+    prepare = commands.add_parser("prepare", help=f"prepare a dataset into an image store ({stages.DATA}/)")
     _add_config_options(prepare)
     prepare.add_argument("--dataset", required=True, help="dataset name, a key of `datasets` in the configuration")
-    prepare.add_argument("--out", help="store directory (default: results/data/{dataset})")
+    prepare.add_argument("--out", help=f"store directory (default: {stages.DATA})")
     prepare.add_argument("--workers", type=int, default=1, help="decoding processes (default: %(default)s)")
     prepare.set_defaults(func=_cmd_prepare)
 
     pre = commands.add_parser(
         "pretrain",
-        help="pretrain a method (results/pretrain/{dataset}/{method}/{augmentation}/); resumes from its checkpoint",
+        help=f"pretrain a method ({stages.PRETRAIN}/); resumes from its checkpoint",
     )
     _add_config_options(pre)
     pre.add_argument("--method", required=True, help="method name, a key of `methods` in the configuration")
     pre.add_argument("--augmentation", default="standard", help="a key of `augmentations` (default: %(default)s)")
-    pre.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
-    pre.add_argument("--out", help="output directory (default: results/pretrain/{dataset}/{method}/{augmentation})")
+    pre.add_argument("--data", help=f"store of pretrain.dataset (default: {stages.DATA})")
+    pre.add_argument("--out", help=f"output directory (default: {stages.PRETRAIN}, run = augmentation[-seedS])")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
-    pre.add_argument("--variants", help="variant store of a generative augmentation (default: results/augment/...)")
-    pre.add_argument("--seed", type=int, help="the run's seed, one of `seeds` (default: `seed`)")
+    pre.add_argument("--variants", help=f"variant store of a generative augmentation (default: {stages.AUGMENT})")
+    pre.add_argument("--seed", type=int, help="the run's seed, one of `seeds` (default: the first)")
     pre.set_defaults(func=_cmd_pretrain)
 
-    train_gen = commands.add_parser(
-        "train-generator", help="train a generator of the workflow (results/generators/{dataset}/{generator}/)"
-    )
+    train_gen = commands.add_parser("train-generator", help=f"train a generator of the workflow ({stages.GENERATOR}/)")
     _add_config_options(train_gen)
     train_gen.add_argument("--generator", required=True, help="a key of `generators` in the configuration")
-    train_gen.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
+    train_gen.add_argument("--data", help=f"store of pretrain.dataset (default: {stages.DATA})")
     train_gen.add_argument("--encoder", help="conditioning encoder file (default: from generators.*.conditioning)")
-    train_gen.add_argument("--out", help="output directory (default: results/generators/{dataset}/{generator})")
+    train_gen.add_argument("--out", help=f"output directory (default: {stages.GENERATOR})")
     train_gen.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     train_gen.set_defaults(func=_cmd_train_generator)
 
     gen = commands.add_parser(
         "generate",
-        help="generate K variants of every training image (results/augment/{dataset}/{generator}/); resumes by shard",
+        help=f"generate K variants of every training image ({stages.AUGMENT}/); resumes by shard",
     )
     _add_config_options(gen)
     gen.add_argument("--generator", required=True, help="a key of `generators` in the configuration")
-    gen.add_argument("--data", help="store of pretrain.dataset (default: results/data/{dataset})")
-    gen.add_argument("--weights", help="a trained generator (default: results/generators/{dataset}/{generator})")
-    gen.add_argument(
-        "--out", help="variant store (default: results/augment/{dataset}/{generator}); shards in OUT.shards"
-    )
+    gen.add_argument("--data", help=f"store of pretrain.dataset (default: {stages.DATA})")
+    gen.add_argument("--weights", help=f"a trained generator (default: {stages.GENERATOR})")
+    gen.add_argument("--out", help=f"variant store (default: {stages.AUGMENT}); shards in OUT.shards")
     step = gen.add_mutually_exclusive_group()
     step.add_argument("--shard", type=int, help="write only this shard (0-based) into OUT.shards/")
     step.add_argument("--gather", action="store_true", help="only gather the finished shards into OUT")
@@ -287,24 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     feat = commands.add_parser(
         "features",
-        help="frozen-encoder features of a downstream dataset's splits "
-        "(results/features/{dataset}/{method}/{augmentation}/{downstream}.npz)",
+        help=f"frozen-encoder features of a downstream dataset's splits ({stages.FEATURES})",
     )
     _add_config_options(feat)
     feat.add_argument("--downstream", required=True, help="the dataset to encode, a key of `datasets`")
     feat.add_argument("--method", help="the pretraining run's method")
     feat.add_argument(
-        "--augmentation", default="standard", help="the run's directory: its augmentation, -seed{s} for a replicate"
+        "--run", default="standard", help="the run's directory: its augmentation, -seed{s} for a replicate"
     )
-    feat.add_argument("--encoder", help="encoder file (default: the run's results/pretrain/.../encoder.safetensors)")
+    feat.add_argument("--encoder", help=f"encoder file (default: the run's {stages.PRETRAIN}/{stages.ENCODER})")
     feat.add_argument("--generator", help="encode with this generator's conditioning encoder instead of a run's")
     feat.add_argument("--weights", help="the trained generator's directory (for --generator of a trained backend)")
-    feat.add_argument("--data", help="store of the downstream dataset (default: results/data/{downstream})")
+    feat.add_argument("--data", help=f"store of the downstream dataset (default: {stages.data_dir('{downstream}')})")
     feat.add_argument("--out", help="feature file to write")
     feat.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     feat.set_defaults(func=_cmd_features)
 
-    probe = commands.add_parser("probe", help="linear probe and kNN accuracy of a feature file (results/probe/...)")
+    probe = commands.add_parser("probe", help=f"linear probe and kNN accuracy of a feature file ({stages.PROBE})")
     _add_config_options(probe)
     probe.add_argument("--features", required=True, help="feature file written by genssl features")
     probe.add_argument("--out", required=True, help="result JSON to write")
@@ -313,9 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     probe.set_defaults(func=_cmd_probe)
 
-    sim = commands.add_parser(
-        "similarity", help="CKA and Procrustes distance between encoders (results/similarity/...)"
-    )
+    sim = commands.add_parser("similarity", help=f"CKA and Procrustes distance between encoders ({stages.SIMILARITY}/)")
     _add_config_options(sim)
     sim.add_argument("--features", nargs="+", required=True, metavar="NAME=PATH", help="encoders' feature files")
     sim.add_argument("--out", required=True, help="output directory")
@@ -324,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = commands.add_parser("report", help="the study's report: tables, tidy results, metrics, figures")
     _add_config_options(rep)
-    rep.add_argument("--results", default=".", help="the directory holding results/ and benchmarks/ (default: .)")
-    rep.add_argument("--out", default="results/report", help="output directory (default: %(default)s)")
+    rep.add_argument("--results", default=".", help="the directory holding results/ (default: .)")
+    rep.add_argument("--out", default=stages.REPORT, help="output directory (default: %(default)s)")
     rep.set_defaults(func=_cmd_report)
 
     dvc = commands.add_parser("dvc-stages", help="write dvc.yaml: a DVC stage per expensive artifact of the study")

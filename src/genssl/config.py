@@ -1,4 +1,4 @@
-"""Load and validate a study configuration against ``config/schema.yaml``.
+"""Load and validate a study configuration against ``src/genssl/schema.yaml``.
 
 The schema (JSON Schema 2020-12, defaults inside) is the single definition of the configuration. The
 Snakefile validates with ``snakemake.utils.validate`` and every ``genssl`` command with :func:`validate_config`;
@@ -27,7 +27,7 @@ FIXED_SHAPE_RESIZE = ("center_crop", "stretch")
 
 @cache
 def load_schema() -> dict[str, Any]:
-    """The parsed ``config/schema.yaml``."""
+    """The parsed ``src/genssl/schema.yaml``."""
     with open(SCHEMA_PATH, encoding="utf-8") as f:
         return yaml.safe_load(f)
 

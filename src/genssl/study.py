@@ -1,5 +1,5 @@
-"""What a study configuration asks for: its pretraining runs, the datasets they are evaluated on, and the
-encoders its similarity analysis compares; and where each result lives (the output contract of the README).
+"""What a study configuration asks for: its pretraining runs and the generators they use (where each result lives
+is the stage contract, :mod:`genssl.stages`).
 
 A run is (method, augmentation, seed). ``seeds`` lists the pretraining seeds (default: ``[seed]``); every
 augmentation is trained by the methods of its ``methods`` list (default: all configured methods) once per seed.
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from genssl.config import downstream_datasets, similarity_dataset
+from genssl.errors import ConfigError
 
 #: The directory-name suffix of a replicate run.
 REPLICATE = re.compile(r"^(?P<augmentation>[a-z][a-z0-9_]*)(?:-seed(?P<seed>\d+))?$")
@@ -67,6 +67,23 @@ def augmentation_methods(config: dict[str, Any], augmentation: str) -> list[str]
     return sorted(config["methods"]) if listed is None else sorted(listed)
 
 
+def study_run(config: dict[str, Any], method: str, augmentation: str, seed: int | None = None) -> Run:
+    """The run ``(method, augmentation, seed)`` of the study (``seed`` default: the first of :func:`seeds`); a run
+    the configuration does not ask for is refused, naming the key."""
+    if method not in config["methods"]:
+        known = ", ".join(sorted(config["methods"])) or "(none)"
+        raise ConfigError(f"methods.{method}: not configured; configured methods: {known}")
+    if augmentation not in config["augmentations"]:
+        raise ConfigError(
+            f"augmentations.{augmentation}: not configured; configured: {', '.join(sorted(config['augmentations']))}"
+        )
+    if method not in augmentation_methods(config, augmentation):
+        raise ConfigError(f"augmentations.{augmentation}.methods: does not list {method}")
+    all_seeds = seeds(config)
+    seed = all_seeds[0] if seed is None else seed
+    return Run(method, augmentation, seed, seed == all_seeds[0])
+
+
 def runs(config: dict[str, Any]) -> list[Run]:
     """Every run, by method, then augmentation (standard first), then seed."""
     order = sorted(config["augmentations"], key=lambda a: (a != "standard", a))
@@ -83,76 +100,3 @@ def runs(config: dict[str, Any]) -> list[Run]:
 def used_generators(config: dict[str, Any]) -> list[str]:
     """The generators some augmentation uses, sorted."""
     return sorted({a["generator"] for a in config["augmentations"].values() if a.get("generator") is not None})
-
-
-def pretrain_dir(config: dict[str, Any], run: Run) -> str:
-    """``results/pretrain/{dataset}/{method}/{directory}``: the run's encoder, checkpoint and records."""
-    return f"results/pretrain/{config['pretrain']['dataset']}/{run.name}"
-
-
-def features_file(config: dict[str, Any], run: Run, downstream: str) -> str:
-    """The run's features of ``downstream``."""
-    return f"results/features/{config['pretrain']['dataset']}/{run.name}/{downstream}.npz"
-
-
-def conditioning_features_file(config: dict[str, Any], generator: str, downstream: str) -> str:
-    """The features of ``downstream`` from ``generator``'s conditioning encoder."""
-    return f"results/features/{config['pretrain']['dataset']}/{CONDITIONING}/{generator}/{downstream}.npz"
-
-
-def probe_file(config: dict[str, Any], run: Run, downstream: str) -> str:
-    """The run's probe result on ``downstream``."""
-    return f"results/probe/{config['pretrain']['dataset']}/{run.name}/{downstream}.json"
-
-
-def similarity_dir(config: dict[str, Any]) -> str:
-    """The similarity analysis' directory."""
-    return f"results/similarity/{config['pretrain']['dataset']}"
-
-
-def augment_dir(config: dict[str, Any], generator: str) -> str:
-    """``generator``'s variant store of the pretraining dataset."""
-    return f"results/augment/{config['pretrain']['dataset']}/{generator}"
-
-
-def conditioning_encoder_file(config: dict[str, Any], generator: str) -> str | None:
-    """The encoder file a generator trained in the workflow is conditioned on: ``conditioning.encoder``, or the
-    ``encoder.safetensors`` of the run ``conditioning: {method, augmentation}`` of this study; ``None`` for a
-    generator with local weights (its conditioning encoder is part of them)."""
-    conditioning = config["generators"][generator].get("conditioning")
-    if conditioning is None:
-        return None
-    if "encoder" in conditioning:
-        return conditioning["encoder"]
-    dataset = config["pretrain"]["dataset"]
-    return f"results/pretrain/{dataset}/{conditioning['method']}/{conditioning['augmentation']}/encoder.safetensors"
-
-
-def conditioning_encoders(config: dict[str, Any]) -> list[list[str]]:
-    """The distinct conditioning encoders of the used generators, each as the generators conditioned on it.
-
-    Generators trained in the workflow on the same encoder file (:func:`conditioning_encoder_file`) compute the same
-    f(x) and share one entry; a generator with local weights (Stable Diffusion's CLIP, IC-GAN's SwAV) has its own
-    entry, even where another one loads the same files."""
-    groups: dict[str, list[str]] = {}
-    for generator in used_generators(config):
-        encoder = conditioning_encoder_file(config, generator) or f"weights of {generator}"
-        groups.setdefault(encoder, []).append(generator)
-    return list(groups.values())
-
-
-def similarity_encoders(config: dict[str, Any]) -> dict[str, str]:
-    """``{encoder name: feature file}`` compared by the similarity analysis: every run of the first seed (replicates
-    would repeat the comparison), then every distinct conditioning encoder (:func:`conditioning_encoders`), named
-    ``conditioning/{generator}`` or, when generators share it, ``conditioning/{generator}+{generator}...``, with the
-    features of the first of them."""
-    dataset = similarity_dataset(config)
-    files = {run.name: features_file(config, run, dataset) for run in runs(config) if run.primary}
-    for generators in conditioning_encoders(config):
-        files[f"{CONDITIONING}/{'+'.join(generators)}"] = conditioning_features_file(config, generators[0], dataset)
-    return files
-
-
-def probe_files(config: dict[str, Any]) -> list[str]:
-    """Every probe result the study computes."""
-    return [probe_file(config, run, d) for run in runs(config) for d in downstream_datasets(config)]

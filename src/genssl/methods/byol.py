@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genssl.methods.base import Method, RunContext
-from genssl.methods.heads import mlp, momentum_copy, momentum_update
-from genssl.optim.schedule import cosine_momentum
+from genssl.methods.base import RunContext
+from genssl.methods.heads import mlp, momentum_copy
+from genssl.methods.momentum import MomentumMethod
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -17,10 +17,10 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1).mean()
 
 
-class BYOL(Method):
+class BYOL(MomentumMethod):
     """Online: backbone -> projector -> predictor (both Linear-BN-ReLU-Linear); target: momentum copies of
-    backbone and projector. Loss ``byol_loss(p1, z2') + byol_loss(p2, z1')``; the target is updated by
-    ``xi <- tau xi + (1 - tau) theta`` after each step, ``tau`` from ``base_tau`` to ``final_tau`` on a cosine."""
+    backbone and projector. Loss ``byol_loss(p1, z2') + byol_loss(p2, z1')``; the target follows the online
+    network by the momentum update of :class:`~genssl.methods.momentum.MomentumMethod`."""
 
     def __init__(
         self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
@@ -29,7 +29,6 @@ class BYOL(Method):
         out = config["proj_output_dim"]
         self.projector = mlp(feature_dim, config["proj_hidden_dim"], out)
         self.predictor = mlp(out, config["pred_hidden_dim"], out)
-        self.momentum_backbone = momentum_copy(backbone)
         self.momentum_projector = momentum_copy(self.projector)
 
     def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
@@ -38,9 +37,5 @@ class BYOL(Method):
             t1, t2 = (self.momentum_projector(self.momentum_backbone(v)) for v in views)
         return byol_loss(p1, t2) + byol_loss(p2, t1)
 
-    def after_step(self, step: int, total_steps: int) -> None:
-        """Momentum update after optimiser step ``step``, with ``tau`` of step ``step - 1`` (a function of the step
-        alone, so a resumed run continues the same schedule)."""
-        tau = cosine_momentum(step - 1, total_steps, self.config["base_tau"], self.config["final_tau"])
-        momentum_update(self.backbone, self.momentum_backbone, tau)
-        momentum_update(self.projector, self.momentum_projector, tau)
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [*super().momentum_pairs(), (self.projector, self.momentum_projector)]

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from genssl.distributed import gather_with_grad
-from genssl.methods.base import Method, RunContext
-from genssl.methods.heads import momentum_copy, momentum_update
-from genssl.optim.schedule import cosine_momentum
+from genssl.methods.base import RunContext
+from genssl.methods.heads import momentum_copy
+from genssl.methods.momentum import MomentumMethod
 
 
 def moco_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -22,12 +22,12 @@ def moco_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
-class MoCoV2Plus(Method):
+class MoCoV2Plus(MomentumMethod):
     """Online backbone + projector (Linear-ReLU-Linear) for queries; their momentum copies for keys.
 
     Loss ``(L(q1, k2, queue_2) + L(q2, k1, queue_1)) / 2`` (symmetrised); after the loss, the keys of the
-    global batch (gathered from all processes) replace the oldest entries of each view's queue. The momentum
-    ``tau`` goes from ``base_tau`` to ``final_tau`` on a cosine schedule over training.
+    global batch (gathered from all processes) replace the oldest entries of each view's queue. The key encoder
+    follows the query encoder by the momentum update of :class:`~genssl.methods.momentum.MomentumMethod`.
     """
 
     def __init__(
@@ -40,7 +40,6 @@ class MoCoV2Plus(Method):
             nn.ReLU(inplace=True),
             nn.Linear(config["proj_hidden_dim"], config["proj_output_dim"]),
         )
-        self.momentum_backbone = momentum_copy(backbone)
         self.momentum_projector = momentum_copy(self.projector)
         queue = F.normalize(torch.randn(2, config["proj_output_dim"], config["queue_size"]), dim=1)
         self.register_buffer("queue", queue)
@@ -65,9 +64,5 @@ class MoCoV2Plus(Method):
         self._enqueue(k1.float(), k2.float())
         return loss
 
-    def after_step(self, step: int, total_steps: int) -> None:
-        """Momentum update after optimiser step ``step``, with ``tau`` of step ``step - 1`` (a function of the step
-        alone, so a resumed run continues the same schedule)."""
-        tau = cosine_momentum(step - 1, total_steps, self.config["base_tau"], self.config["final_tau"])
-        momentum_update(self.backbone, self.momentum_backbone, tau)
-        momentum_update(self.projector, self.momentum_projector, tau)
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [*super().momentum_pairs(), (self.projector, self.momentum_projector)]

@@ -22,7 +22,8 @@ from typing import Any
 
 from genssl.config import downstream_datasets
 from genssl.errors import GensslError
-from genssl.study import Run, pretrain_dir, probe_file, runs, similarity_dir
+from genssl.stages import METRICS, RUN_RECORD, pretrain_dir, probe_file, similarity_dir
+from genssl.study import Run, runs
 
 FIELDS = ("section", "method", "augmentation", "seed", "downstream", "metric", "value", "other")
 #: The paper's order of the mode ablation: less standard augmentation first.
@@ -65,7 +66,7 @@ def pretrain_rows(config: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     """The final figures of every pretraining run."""
     rows = []
     for run in runs(config):
-        final = _read_json(root / pretrain_dir(config, run) / "run.json")["final"]
+        final = _read_json(root / pretrain_dir(config, run) / RUN_RECORD)["final"]
         rows += [_row("pretrain", run, "", m, final[m]) for m in ("loss", "seconds", "images_per_second")]
         rows.append(_row("pretrain", run, "", "peak_memory_mib", final["peak_memory_mib"], final["peak_memory_kind"]))
     return rows
@@ -75,7 +76,7 @@ def loss_curves(config: dict[str, Any], root: Path) -> dict[Run, list[float]]:
     """The per-epoch mean training loss of every run (metrics.csv)."""
     curves = {}
     for run in runs(config):
-        path = root / pretrain_dir(config, run) / "metrics.csv"
+        path = root / pretrain_dir(config, run) / METRICS
         if not path.is_file():
             raise GensslError(f"{path}: missing; the report needs every result of the study (run the workflow first)")
         with open(path, newline="") as f:

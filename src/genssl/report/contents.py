@@ -7,7 +7,8 @@ from typing import Any
 
 from genssl.config import downstream_datasets
 from genssl.report.collect import sweeps
-from genssl.study import similarity_encoders, used_generators
+from genssl.stages import similarity_encoders
+from genssl.study import used_generators
 
 #: The similarity heatmaps copied into the report.
 HEATMAPS = ("cka.png", "cka_debiased.png", "opd.png")
