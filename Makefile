@@ -1,4 +1,4 @@
-# The two commands of the README: `make study` and `make test`. Both create .venv when it is missing or
+# The two commands of the README: `make study [TARGETS=...]` and `make test`. Both create .venv when it is missing or
 # older than pyproject.toml, then run. Rules call `genssl` from .venv/bin, which is put first on PATH here.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 CORES ?= $(shell nproc)
 CONFIG ?= config/config.yaml
 SNAKEMAKE_ARGS ?=
+TARGETS ?=
 PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -20,8 +21,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# TARGETS first and --configfile last: Snakemake's list options (--configfile, --forcerun) take every word after them.
 study: $(STAMP)
-	snakemake --cores $(CORES) --configfile $(CONFIG) $(SNAKEMAKE_ARGS)
+	@genssl config --config $(CONFIG) > /dev/null  # names a bad key, or a YAML error's file and line
+	snakemake $(TARGETS) --cores $(CORES) $(SNAKEMAKE_ARGS) --configfile $(CONFIG)
 
 # Snakemake's HTML report of a finished study: every figure with its caption.
 report: $(STAMP)
@@ -43,18 +46,22 @@ lint: $(STAMP)
 	ruff format --check src tests benchmarks
 	snakemake --lint
 
-# DVC (README: DVC): record the tracked artifacts of a finished study in dvc.lock and upload them to the remote of
-# .dvc/config; then commit dvc.lock so that other clones can pull them.
+# DVC (README: DVC). push: refuse artifacts that do not match the configuration (genssl status names them), record
+# the tracked artifacts in dvc.lock and upload them to the remote of .dvc/config; then commit dvc.lock.
 push: $(STAMP)
+	genssl status --config $(CONFIG) --check
 	dvc commit --force --quiet
 	dvc push
 	@echo "pushed; now commit dvc.lock (git add dvc.lock && git commit) so that clones can pull these artifacts"
 
-# Download the tracked artifacts of dvc.lock, then touch them in DAG order so that Snakemake takes them as up to date
-# (pulled files have new times and no Snakemake metadata) and runs only what is downstream of them.
+# pull: download the tracked artifacts of dvc.lock; remove those whose provenance does not match the configuration
+# (named; Snakemake remakes them) and touch the current ones in DAG order, so that Snakemake takes them as up to
+# date (pulled files have new times and no Snakemake metadata) and runs only what is downstream of them.
 pull: $(STAMP)
 	dvc pull
-	snakemake --cores 1 --configfile $(CONFIG) --touch --forceall $$(genssl dvc-stages --config $(CONFIG) --targets)
+	genssl status --config $(CONFIG) --remove-stale
+	targets="$$(genssl status --config $(CONFIG) --current-targets)"; \
+	if [ -n "$$targets" ]; then snakemake --cores 1 --configfile $(CONFIG) --touch --forceall $$targets; fi
 
 clean:
 	rm -rf results logs .snakemake

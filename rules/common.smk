@@ -12,6 +12,17 @@ from genssl.report.contents import report_figures
 GENSSL_ENV = "../envs/genssl.yaml"
 #: Where every rule's log: and benchmark: files go.
 LOGS, BENCHMARKS = "logs", stages.BENCHMARKS
+#: genssl's options of every rule: Snakemake's attempt of the job and a record beside its log of an error a retry
+#: cannot fix, so that a retried job ends at once with it (genssl.failures); rules declare the attempt resource.
+RETRY_AWARE = " --attempt {resources.attempt} --failure-record {log}.failed"
+GENSSL = "genssl" + RETRY_AWARE
+
+
+def attempt_of(wildcards, attempt):
+    """Snakemake's attempt of a job (1, then 2, ... when it is retried)."""
+    return attempt
+
+
 #: The store of the wildcard `downstream` (an evaluation stage's dataset).
 DOWNSTREAM_MANIFEST = f"{stages.data_dir('{downstream}')}/{stages.MANIFEST}"
 
@@ -71,12 +82,22 @@ def similarity_config_json(wildcards):
     return sliced(stages.similarity_keys(config))
 
 
+def data_store_files(wildcards):
+    """The files of the store of the wildcard `dataset` (genssl.stages.store_files), besides its manifest."""
+    return stages.store_files(stages.data_dir(wildcards.dataset))[1:]
+
+
+def downstream_store_files(wildcards):
+    """The files of the store of the wildcard `downstream`, besides its manifest."""
+    return stages.store_files(stages.data_dir(wildcards.downstream))[1:]
+
+
 def variant_store(wildcards):
     """The variant store a pretraining run reads: its manifest, or nothing for standard augmentation."""
     generator = config["augmentations"][run_of(wildcards).augmentation].get("generator")
     if generator is None:
         return []
-    return f"{stages.augment_dir(config, generator)}/{stages.MANIFEST}"
+    return stages.store_files(stages.augment_dir(config, generator))
 
 
 def conditioning_encoder(wildcards):
@@ -104,6 +125,7 @@ def augmented_probe_inputs(wildcards):
     return {
         "encoder": stages.encoder_file(config, run_of(wildcards)),
         "data": DOWNSTREAM_MANIFEST.format(downstream=wildcards.downstream),
+        "data_files": downstream_store_files(wildcards),
     }
 
 

@@ -4,6 +4,7 @@ rule extract_features:
     input:
         encoder=f"{stages.PRETRAIN}/{stages.ENCODER}",
         data=DOWNSTREAM_MANIFEST,
+        data_files=downstream_store_files,
     output:
         features=stages.FEATURES,
     params:
@@ -17,9 +18,11 @@ rule extract_features:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
     shell:
-        "genssl features --method {wildcards.method} --run {wildcards.run}"
+        GENSSL
+        + " features --method {wildcards.method} --run {wildcards.run}"
         " --downstream {wildcards.downstream} --config-json {params.config:q} --encoder {input.encoder}"
         " --data {params.data} --out {output.features} --threads {threads} 2> {log}"
 
@@ -29,6 +32,7 @@ rule extract_conditioning_features:
     conditioned on), for the similarity analysis."""
     input:
         data=DOWNSTREAM_MANIFEST,
+        data_files=downstream_store_files,
         weights=generator_weights,
     output:
         features=stages.CONDITIONING_FEATURES,
@@ -44,9 +48,11 @@ rule extract_conditioning_features:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
     shell:
-        "genssl features --generator {wildcards.generator} --downstream {wildcards.downstream}"
+        GENSSL
+        + " features --generator {wildcards.generator} --downstream {wildcards.downstream}"
         " --config-json {params.config:q} --data {params.data} {params.weights} --out {output.features}"
         " --threads {threads} 2> {log}"
 
@@ -72,9 +78,11 @@ rule linear_probe:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
     shell:
-        "genssl probe --config-json {params.config:q} --features {input.features} {params.images}"
+        GENSSL
+        + " probe --config-json {params.config:q} --features {input.features} {params.images}"
         " --out {output.result} --threads {threads} 2> {log}"
 
 
@@ -108,7 +116,9 @@ rule similarity:
         GENSSL_ENV
     threads: 2
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
     shell:
-        "genssl similarity --config-json {params.config:q} --features {params.features} --out {params.out}"
+        GENSSL
+        + " similarity --config-json {params.config:q} --features {params.features} --out {params.out}"
         " --threads {threads} 2> {log}"

@@ -3,6 +3,7 @@ rule train_generator:
     conditioned on the frozen features of the conditioning encoder."""
     input:
         data=f"{stages.DATA}/{stages.MANIFEST}",
+        data_files=data_store_files,
         encoder=conditioning_encoder,
     output:
         weights=f"{stages.GENERATOR}/{stages.GENERATOR_RECORD}",
@@ -18,9 +19,11 @@ rule train_generator:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
     shell:
-        "genssl train-generator --generator {wildcards.generator} --config-json {params.config:q}"
+        GENSSL
+        + " train-generator --generator {wildcards.generator} --config-json {params.config:q}"
         " --data {params.data} --encoder {input.encoder} --out {params.out} --threads {threads} 2> {log}"
 
 
@@ -29,6 +32,7 @@ rule generate_shard:
     shard is never redone)."""
     input:
         data=f"{stages.DATA}/{stages.MANIFEST}",
+        data_files=data_store_files,
         weights=generator_weights,
     output:
         shard=temp(directory(stages.SHARD)),
@@ -46,9 +50,11 @@ rule generate_shard:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
     shell:
-        "genssl generate --generator {wildcards.generator} --config-json {params.config:q} --data {params.data}"
+        GENSSL
+        + " generate --generator {wildcards.generator} --config-json {params.config:q} --data {params.data}"
         " {params.weights} --out {params.out} --shard {params.shard} --threads {threads} 2> {log}"
 
 
@@ -56,6 +62,7 @@ rule gather_augmentations:
     """Gather the shards into one variant store with its manifest and a preview grid of sources and variants."""
     input:
         data=f"{stages.DATA}/{stages.MANIFEST}",
+        data_files=data_store_files,
         weights=generator_weights,
         shards=generation_shards,
     output:
@@ -78,7 +85,9 @@ rule gather_augmentations:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=2000,
     shell:
-        "genssl generate --generator {wildcards.generator} --config-json {params.config:q} --data {params.data}"
+        GENSSL
+        + " generate --generator {wildcards.generator} --config-json {params.config:q} --data {params.data}"
         " {params.weights} --out {params.out} --gather 2> {log}"

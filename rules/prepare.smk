@@ -13,7 +13,9 @@ rule prepare_dataset:
         GENSSL_ENV
     threads: 2
     resources:
+        attempt=attempt_of,
         mem_mb=2000,
     shell:
-        "genssl prepare --dataset {wildcards.dataset} --config-json {params.config:q}"
+        GENSSL
+        + " prepare --dataset {wildcards.dataset} --config-json {params.config:q}"
         " --out {params.out} --workers {threads} 2> {log}"

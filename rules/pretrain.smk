@@ -5,6 +5,7 @@ rule pretrain:
     through torchrun, one process per GPU of the node."""
     input:
         data=f"{stages.DATA}/{stages.MANIFEST}",
+        data_files=data_store_files,
         variants=variant_store,
     output:
         encoder=f"{stages.PRETRAIN}/{stages.ENCODER}",
@@ -14,7 +15,7 @@ rule pretrain:
         config=pretrain_config_json,
         data=subpath(input.data, parent=True),
         out=subpath(output.encoder, parent=True),
-        variants=lambda wildcards, input: f"--variants {subpath(input.variants, parent=True)}" if input.variants else "",
+        variants=lambda wildcards, input: f"--variants {subpath(input.variants[0], parent=True)}" if input.variants else "",
         augmentation=lambda wildcards: run_of(wildcards).augmentation,
         seed=lambda wildcards: run_of(wildcards).seed,
         launcher=lambda wildcards, resources: launcher(resources),
@@ -27,9 +28,12 @@ rule pretrain:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=4000,
         gpu=0,
     shell:
-        "{params.launcher} pretrain --method {wildcards.method} --augmentation {params.augmentation} --seed {params.seed}"
+        "{params.launcher}"
+        + RETRY_AWARE
+        + " pretrain --method {wildcards.method} --augmentation {params.augmentation} --seed {params.seed}"
         " --config-json {params.config:q} --data {params.data} --out {params.out} {params.variants}"
         " --threads {params.threads} 2> {log}"

@@ -18,6 +18,8 @@ rule report:
         GENSSL_ENV
     threads: 1
     resources:
+        attempt=attempt_of,
         mem_mb=2000,
     shell:
-        "genssl report --config-json {params.config:q} --results . --out {params.out} 2> {log}"
+        GENSSL
+        + " report --config-json {params.config:q} --results . --out {params.out} 2> {log}"

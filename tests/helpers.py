@@ -1,8 +1,10 @@
 """Helpers shared by the tests."""
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from genssl.config import validate_config
@@ -112,3 +114,20 @@ def planned_jobs(result) -> dict[str, int]:
             break
         counts[parts[0]] = int(parts[1])
     return counts
+
+
+def study_dir(root: Path, config: dict) -> Path:
+    """A working directory for Snakemake holding ``config`` as its config/config.yaml."""
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def snakemake(workdir: Path, env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The workflow of this checkout run in ``workdir`` with ``args``; fails the test on an error unless not
+    ``check``."""
+    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from genssl.config import load_config
-from genssl.dvc_stages import dvc_stages, tracked_targets
+from genssl.dvc_stages import dvc_stages
 from tests.helpers import REPO, TINY_DVC_STUDY, planned_jobs, study_results
 
 
@@ -42,50 +42,64 @@ def test_the_committed_dvc_yaml_is_the_default_studys_pipeline():
     assert len([s for s in stages if s.startswith("pretrain_")]) == 20
 
 
-def _run(command, cwd, env):
+def _run(command, cwd, env, check=True):
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, command))} failed:\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def _snakemake(cwd, env, *args):
-    return _run(["snakemake", "--snakefile", str(REPO / "Snakefile"), *args], cwd, env)
+#: The checkout a user clones: the workflow and its Makefile (the package comes from the test's environment).
+WORKFLOW = ("Snakefile", "rules", "report", "Makefile")
+#: `make` without the .venv set-up (the test's environment has the package on PATH).
+MAKE = ("make", "-s", "STAMP=", "CORES=2")
 
 
-@pytest.mark.slow
-def test_push_then_pull_into_a_fresh_clone_runs_only_what_is_downstream(tmp_path, env_with_venv):
-    env = {
-        **env_with_venv,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    origin = tmp_path / "origin"
+def _origin(root, env):
+    origin = root / "origin"
     (origin / "config").mkdir(parents=True)
     (origin / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_DVC_STUDY))
+    for name in WORKFLOW:
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, origin / name)
     shutil.copytree(REPO / ".dvc", origin / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache", "config.local"))
     (origin / ".gitignore").write_text("results/\nlogs/\n.snakemake/\n")
     _run(["git", "init", "-q"], origin, env)
-    _run(["dvc", "remote", "modify", "local", "url", str(tmp_path / "remote")], origin, env)
+    _run(["dvc", "remote", "modify", "local", "url", str(root / "remote")], origin, env)
     _run(["genssl", "dvc-stages"], origin, env)
-    _snakemake(origin, env, "-c2")
-    _run(["dvc", "commit", "--force", "--quiet"], origin, env)
-    _run(["dvc", "push", "--quiet"], origin, env)
+    return origin
+
+
+def _set(workdir, key, value):
+    """Set ``methods.simclr.{key}`` in the study's config file."""
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["methods"]["simclr"][key] = value
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.slow
+def test_push_and_pull_move_only_current_artifacts(tmp_path, env_with_venv):
+    """Reproduction 2: a push of artifacts that no longer match the configuration is refused, naming them; a pull
+    of such artifacts removes them, naming them, so that Snakemake reruns them; current ones are reused."""
+    env = {**env_with_venv, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t"}
+    env.update(GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    origin = _origin(tmp_path, env)
+    _run([*MAKE, "study"], origin, env)
+    _set(origin, "lr", 0.5)  # changed, not rerun
+    refused = _run([*MAKE, "push"], origin, env, check=False)
+    assert refused.returncode != 0
+    for stale in ("results/pretrain/digits/simclr/standard", "results/pretrain/digits/simclr/generative"):
+        assert f"stale    {stale}" in refused.stdout and stale in refused.stderr
+    assert "recorded other config.methods.simclr.lr" in refused.stdout
+    _set(origin, "lr", 0.4)
+    _run([*MAKE, "push"], origin, env)
     _run(["git", "add", "-A"], origin, env)
     _run(["git", "commit", "-qm", "study"], origin, env)
 
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
     assert not (clone / "results").exists()
-    _run(["dvc", "pull", "--quiet"], clone, env)
-    config = load_config(clone / "config" / "config.yaml")
-    pulled = tracked_targets(config)
-    assert all((clone / target).is_file() for target in pulled)
-    # Pulled files have new times and no Snakemake metadata: touch them in DAG order (make pull does this).
-    _snakemake(clone, env, "--cores", "1", "--touch", "--forceall", *pulled)
-    plan = planned_jobs(_snakemake(clone, env, "-n"))
+    _run([*MAKE, "pull"], clone, env)
+    plan = planned_jobs(_run(["snakemake", "-n"], clone, env))
     assert plan == {
         "all": 1,
         "extract_features": 2,
@@ -94,10 +108,18 @@ def test_push_then_pull_into_a_fresh_clone_runs_only_what_is_downstream(tmp_path
         "similarity": 1,
         "report": 1,
     }
-    _snakemake(clone, env, "-c2")
+    _run(["snakemake", "-c2"], clone, env)
     assert study_results(clone) == study_results(origin)
-    # A pulled stage's settings still count: changing the method reruns its runs.
-    changed = yaml.safe_load((clone / "config" / "config.yaml").read_text())
-    changed["methods"]["simclr"]["temperature"] = 0.5
-    (clone / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
-    assert planned_jobs(_snakemake(clone, env, "-n"))["pretrain"] == 2
+
+    stale_clone = tmp_path / "stale"
+    _run(["git", "clone", "-q", str(origin), str(stale_clone)], tmp_path, env)
+    _set(stale_clone, "temperature", 0.5)  # the configuration moved on; the pushed artifacts did not
+    pulled = _run([*MAKE, "pull"], stale_clone, env).stdout
+    assert "current  results/data/digits" in pulled
+    assert (
+        "stale    results/pretrain/digits/simclr/standard: recorded other config.methods.simclr.temperature" in pulled
+    )
+    assert "removed results/augment/digits/icdiffusion" in pulled
+    plan = planned_jobs(_run(["snakemake", "-n"], stale_clone, env))
+    assert plan["pretrain"] == 2 and plan["train_generator"] == 1 and plan["gather_augmentations"] == 1
+    assert "prepare_dataset" not in plan

@@ -9,31 +9,46 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from genssl.config import load_config
+from genssl.config import BACKEND_FILES, load_config
 from tests.helpers import REPO, planned_jobs
+
+
+def _dry_run(directory, config_file):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    command = ["snakemake", "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(directory)]
+    command += ["--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(config_file), "--cores", "64"]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def with_local_weights(config_file, root):
+    """A copy of a paper config whose local weight paths exist (empty stand-ins: a dry run reads nothing)."""
+    config = yaml.safe_load(Path(config_file).read_text())
+    for name, generator in config["generators"].items():
+        for key in BACKEND_FILES.get(generator["backend"], {}):
+            path = root / name / Path(generator[key]).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir() if key == "path" else path.touch()
+            generator[key] = str(path)
+    copy = root / Path(config_file).name
+    copy.write_text(yaml.safe_dump(config))
+    return copy
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    command = [
-        "snakemake",
-        "-n",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path_factory.mktemp("paper")),
-        "--profile",
-        str(REPO / "profiles" / "slurm"),
-        "--configfile",
-        str(REPO / "config" / "paper.yaml"),
-        "--cores",
-        "64",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    root = tmp_path_factory.mktemp("paper")
+    result = _dry_run(root, with_local_weights(REPO / "config" / "paper.yaml", root))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def test_missing_local_weights_stop_the_dry_run_naming_them(tmp_path):
+    result = _dry_run(tmp_path, REPO / "config" / "paper.yaml")
+    assert result.returncode != 0
+    assert "generators.sd_unclip.path: /models/stable-diffusion-2-1-unclip-small does not exist" in result.stderr
+    assert "generators.icgan_pretrained.encoder_path: " in result.stderr
 
 
 def _jobs(result, rule):
@@ -72,7 +87,8 @@ def test_generation_fans_out_into_one_job_per_shard(dry_run):
 def test_the_slurm_profile_gives_gpus_memory_and_time_to_the_heavy_rules(dry_run):
     (pretrain, *_) = _jobs(dry_run, "pretrain")
     assert "gpu=4" in pretrain and "cpus_per_task=32" in pretrain and "runtime=1440" in pretrain
-    assert "torchrun --standalone --nproc_per_node=4 -m genssl pretrain" in pretrain and "--threads 8" in pretrain
+    assert "torchrun --standalone --nproc_per_node=4 -m genssl --attempt 1 --failure-record " in pretrain
+    assert " pretrain --method " in pretrain and "--threads 8" in pretrain
     (shard, *_) = _jobs(dry_run, "generate_shard")
     assert "gpu=1" in shard and "mem_mb=64000" in shard
     (probe, *_) = _jobs(dry_run, "linear_probe")

@@ -12,7 +12,7 @@ import yaml
 from genssl.config import validate_config
 from genssl.store import ImageStore, verify_store
 from genssl.study import runs
-from tests.helpers import REPO, TINY_ICDIFFUSION, planned_jobs
+from tests.helpers import REPO, TINY_ICDIFFUSION, planned_jobs, snakemake, study_dir
 
 #: The whole DAG at a tiny size: two methods, a trained generator, the p sweep and the mode ablation for SimCLR,
 #: two seeds, one downstream dataset and the similarity analysis.
@@ -43,24 +43,10 @@ TINY = {
 }
 
 
-def _workdir(tmp_path, config):
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    return tmp_path
-
-
-def _snakemake(workdir, env, *args, check=True):
-    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    workdir = _workdir(tmp_path, config)
-    result = _snakemake(workdir, env_with_venv, "-n")
+    workdir = study_dir(tmp_path, config)
+    result = snakemake(workdir, env_with_venv, "-n")
     # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan: 20 runs,
     # each probed on digits and shapes; two generators, four shards each, conditioned on one encoder (simclr/standard).
     assert planned_jobs(result) == {
@@ -100,7 +86,7 @@ def test_lint_reports_nothing(env_with_venv):
 
 def test_bad_config_fails_naming_the_key(tmp_path, env_with_venv):
     config = {"datasets": {"digits": {"source": "digits", "image_size": -3}}}
-    result = _snakemake(_workdir(tmp_path, config), env_with_venv, "-n", check=False)
+    result = snakemake(study_dir(tmp_path, config), env_with_venv, "-n", check=False)
     assert result.returncode != 0
     assert "datasets.digits.image_size: -3 is less than the minimum of 8" in result.stdout + result.stderr
 
@@ -126,8 +112,8 @@ def _finite_cells(table_lines):
 
 @pytest.mark.slow
 def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp_path, env_with_venv):
-    workdir = _workdir(tmp_path, TINY)
-    _snakemake(workdir, env_with_venv, "-c2")
+    workdir = study_dir(tmp_path, TINY)
+    snakemake(workdir, env_with_venv, "-c2")
     for name, n in (("digits", 1797), ("shapes", 100)):
         assert verify_store(workdir / "results" / "data" / name) == []
         assert len(ImageStore(workdir / "results" / "data" / name)) == n
@@ -183,16 +169,16 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
         rows = list(csv.DictReader(f))
     assert all(math.isfinite(float(r["value"])) for r in rows)
     assert {r["seed"] for r in rows if r["section"] == "probe"} == {"0", "1"}
-    html = _snakemake(workdir, env_with_venv, "--report", "results/report.html")
+    html = snakemake(workdir, env_with_venv, "--report", "results/report.html")
     assert (workdir / "results/report.html").stat().st_size > 100_000, html.stderr
 
     # After a complete run there is nothing to do.
-    assert "Nothing to be done" in _snakemake(workdir, env_with_venv, "-n").stdout
+    assert "Nothing to be done" in snakemake(workdir, env_with_venv, "-n").stdout
 
     # A method's setting reruns that method's branch only: its runs (both seeds, all augmentations), their
     # features and probes, and what summarises them.
     _rewrite(workdir, lambda c: c["methods"]["sdiet"].update(temperature=0.2))
-    result = _snakemake(workdir, env_with_venv, "-n")
+    result = snakemake(workdir, env_with_venv, "-n")
     assert planned_jobs(result) == {
         "all": 1,
         "pretrain": 4,
@@ -205,18 +191,47 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
 
     # A probe setting reruns only the probes and the report; a similarity setting only the analysis and the report.
     _rewrite(workdir, lambda c: c["probe"].update(C=[1.0]))
-    assert planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 12, "report": 1}
+    assert planned_jobs(snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 12, "report": 1}
     _rewrite(workdir, lambda c: c["similarity"].update(bootstrap=20))
-    assert planned_jobs(_snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1, "report": 1}
+    assert planned_jobs(snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1, "report": 1}
 
     # Restricting an ablation to fewer methods or adding a seed does not rerun the existing runs.
     _rewrite(workdir, lambda c: c.update(seeds=[0, 1, 2]))
-    result = _snakemake(workdir, env_with_venv, "-n")
+    result = snakemake(workdir, env_with_venv, "-n")
     assert planned_jobs(result)["pretrain"] == 6 and "-seed2/encoder.safetensors" in result.stdout
 
     # A dataset's setting reruns only that dataset and what is computed from it (shapes is not probed here); the
     # report, which reads the whole configuration, is remade.
     _rewrite(workdir, lambda c: c["datasets"]["shapes"].update(n_per_class=12))
-    result = _snakemake(workdir, env_with_venv, "-n")
+    result = snakemake(workdir, env_with_venv, "-n")
     assert planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "report": 1}
     assert "output: results/data/digits/manifest.json" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_damaged_store_stops_its_readers_and_its_repair_reruns_them(tmp_path, env_with_venv):
+    """Reproduction 3: flipped bytes in a shard are named by the stage that reads them, and making the store again
+    reruns what was computed from it, although its manifest comes out byte-identical."""
+    config = {
+        "datasets": {"digits": {"source": "digits", "image_size": 8}},
+        "pretrain": {"dataset": "digits", "epochs": 1, "batch_size": 128, "backbone": {"width": 4, "blocks": [1]}},
+        "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
+    }
+    workdir = study_dir(tmp_path, config)
+    target = "results/features/digits/simclr/standard/digits.npz"
+    snakemake(workdir, env_with_venv, target, "-c2")
+    shard = workdir / "results/data/digits/images-00000.u8"
+    manifest = (workdir / "results/data/digits/manifest.json").read_bytes()
+    data = bytearray(shard.read_bytes())
+    data[10] ^= 0xFF
+    shard.write_bytes(bytes(data))
+
+    failed = snakemake(workdir, env_with_venv, target, "-c1", "--forcerun", "extract_features", check=False)
+    assert failed.returncode != 0
+    log = (workdir / "logs/extract_features/digits/simclr/standard/digits.log").read_text()
+    assert f"{shard.relative_to(workdir)}: damaged" in log and "genssl store verify" in log
+    assert "Traceback" not in log
+
+    snakemake(workdir, env_with_venv, "results/data/digits/manifest.json", "-c1", "--forcerun", "prepare_dataset")
+    assert (workdir / "results/data/digits/manifest.json").read_bytes() == manifest
+    assert planned_jobs(snakemake(workdir, env_with_venv, target, "-n")) == {"pretrain": 1, "extract_features": 1}

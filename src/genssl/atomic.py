@@ -2,7 +2,9 @@
 
 An artifact is written into a temporary sibling of its final path and renamed into place only when the
 writer finished without error; on error the temporary directory is removed. A crash therefore never
-leaves something at the final path that looks finished.
+leaves something at the final path that looks finished. Its files get the mode the process's umask gives new
+files (``0o666 & ~umask``), whatever the writer used (safetensors writes 0600), so that group members on a shared
+file system can read them when the umask lets them.
 """
 
 import contextlib
@@ -10,6 +12,43 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from genssl.errors import GensslError
+
+
+def check_writable(final: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an artifact path whose directory cannot be created or written to (the artifact is
+    written into a temporary sibling there)."""
+    parent = Path(final).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".genssl-write-check-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise GensslError(
+            f"{final}: cannot write it ({err.strerror} in {parent}); fix the directory's permissions or write "
+            "elsewhere (--out)"
+        ) from None
+
+
+def umask() -> int:
+    """The process's file-mode creation mask."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def _with_umask_modes(path: Path) -> None:
+    """Give ``path`` (a file, or every file below a directory) the mode ``0o666 & ~umask``."""
+    mode = 0o666 & ~umask()
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    for file in files:
+        os.chmod(file, mode)
 
 
 @contextlib.contextmanager
@@ -31,6 +70,7 @@ def atomic_directory(final: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _with_umask_modes(tmp)
     old = final.parent / f".{final.name}.old-{os.getpid()}"
     if final.exists():
         os.rename(final, old)
@@ -50,4 +90,5 @@ def atomic_file(final: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _with_umask_modes(tmp)
     os.replace(tmp, final)

@@ -189,8 +189,9 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def load_config(path: str | os.PathLike[str] | None = None, text: str | None = None) -> dict[str, Any]:
-    """Read a YAML or JSON configuration from ``path`` or from the string ``text`` and validate it.
+def read_config(path: str | os.PathLike[str] | None = None, text: str | None = None) -> dict[str, Any]:
+    """Parse a YAML or JSON configuration from ``path`` or from the string ``text`` (not validated). A YAML error
+    names the file, line and column.
 
     Text that is valid JSON (what the Snakemake rules pass) is read as JSON, so ``1e-05`` stays a number.
     """
@@ -201,18 +202,58 @@ def load_config(path: str | os.PathLike[str] | None = None, text: str | None = N
             text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
+    assert text is not None
     try:
         config = json.loads(text)
     except json.JSONDecodeError:
-        config = None
-    try:
-        if config is None:
+        try:
             config = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"configuration {path or '(inline)'} is not valid YAML/JSON: {err}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{_yaml_location(path, err)}: not valid YAML ({_yaml_problem(err)})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"configuration {path or '(inline)'} must be a mapping, not {type(config).__name__}")
-    return validate_config(config)
+    return config
+
+
+def load_config(path: str | os.PathLike[str] | None = None, text: str | None = None) -> dict[str, Any]:
+    """Read (:func:`read_config`) and validate (:func:`validate_config`) a configuration."""
+    return validate_config(read_config(path, text))
+
+
+def _yaml_location(path: str | os.PathLike[str] | None, err: yaml.YAMLError) -> str:
+    """``file:line:column`` of a YAML error (1-based), or the file alone."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    name = str(path) if path is not None else "configuration (inline)"
+    return name if mark is None else f"{name}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    parts = [getattr(err, "context", None), getattr(err, "problem", None)]
+    return ", ".join(p for p in parts if p) or str(err)
+
+
+def seed_override_error(overrides: Mapping[str, Any]) -> str | None:
+    """``--config seed=S`` alone is ambiguous: ``seed`` decides the data splits and generated variants, ``seeds`` the
+    pretraining runs. The problem with ``overrides`` (Snakemake's ``--config`` keys), or None."""
+    if "seed" in overrides and "seeds" not in overrides:
+        s = overrides["seed"]
+        return (
+            f"--config seed={s}: `seed` decides the data splits and generated variants; the pretraining seeds are "
+            f"`seeds`. Give both to change the whole study (--config seed={s} 'seeds=[{s}]'), or seeds alone to "
+            "add or change pretraining seeds over the same data"
+        )
+    return None
+
+
+def weight_path_errors(config: Mapping[str, Any], used: list[str]) -> list[str]:
+    """One line per local weight path (``BACKEND_FILES``) of a ``used`` generator that does not exist."""
+    problems = []
+    for name in used:
+        gen = config["generators"][name]
+        for key, what in BACKEND_FILES.get(gen["backend"], {}).items():
+            if key in gen and not Path(gen[key]).exists():
+                problems.append(f"generators.{name}.{key}: {gen[key]} does not exist ({what})")
+    return problems
 
 
 def config_entry(config: Mapping[str, Any], section: str, name: str) -> dict[str, Any]:

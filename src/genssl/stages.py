@@ -26,6 +26,9 @@ of a resolved configuration, which is what a rule passes to its command (so Snak
 slice changes) and what a pretraining checkpoint must match; DVC lists the same paths as the stage's ``params``.
 """
 
+import contextlib
+import json
+from pathlib import Path
 from typing import Any
 
 from genssl.config import downstream_datasets, similarity_dataset
@@ -56,6 +59,19 @@ RUN_RECORD = "run.json"
 #: What the similarity analysis writes into its directory.
 SIMILARITY_FILES = ("cka.csv", "opd.csv", "matrices.json", "cka.png", "cka_debiased.png", "opd.png")
 PREVIEW = "preview.png"
+
+
+def store_files(directory: str) -> list[str]:
+    """The files of the store ``directory`` a stage reads, as Snakemake inputs: its manifest and, once the store
+    exists, every file its manifest lists (its shards). A rewritten store therefore reruns what was computed from it
+    even when its manifest comes out byte-identical (Snakemake skips a rerun for an unchanged small file's checksum,
+    e.g. after a damaged store was made again)."""
+    manifest = Path(directory) / MANIFEST
+    files = [str(manifest)]
+    if manifest.is_file():
+        with contextlib.suppress(ValueError, KeyError):  # a damaged manifest: the stage reading it names the problem
+            files += [f"{directory}/{name}" for name in sorted(json.loads(manifest.read_text())["files"])]
+    return files
 
 
 def data_dir(dataset: str) -> str:

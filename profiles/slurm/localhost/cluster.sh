@@ -2,7 +2,8 @@
 # A real single-node SLURM cluster on localhost (Debian's slurm-wlm: munge, slurmctld, slurmd) for testing the
 # workflow's SLURM execution: `cluster.sh start` installs the packages if they are missing (root, apt), writes
 # slurm.conf into $GENSSL_SLURM_DIR (default /tmp/genssl-slurm), starts munged, slurmctld and slurmd, and waits
-# until the node is idle; `cluster.sh stop` stops them; `cluster.sh env` prints the SLURM_CONF line to export.
+# until the node is idle; `cluster.sh stop` stops what start started, by the PID files in $GENSSL_SLURM_DIR (munged
+# only if start started it); `cluster.sh env` prints the SLURM_CONF line to export.
 # The node offers this machine's cores and memory in partition `debug`; there is no accounting database (the
 # Snakemake executor checks jobs with squeue: profiles/slurm/localhost/config.v8+.yaml). The configuration is
 # linked to /etc/slurm/slurm.conf, where job steps (srun inside sbatch) look for it; an existing file there that
@@ -63,7 +64,10 @@ start() {
     chown -R munge:munge /etc/munge 2>/dev/null || true
     mkdir -p /run/munge /var/log/munge /var/lib/munge
     chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
-    pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged 2>/dev/null || /usr/sbin/munged --force
+    if ! pgrep -x munged >/dev/null; then
+        su -s /bin/sh munge -c /usr/sbin/munged 2>/dev/null || /usr/sbin/munged --force
+        pgrep -o -x munged > "$STATE/munged.pid"  # ours: stop stops it
+    fi
     mkdir -p /etc/slurm
     if [ ! -e /etc/slurm/slurm.conf ] || [ "$(readlink /etc/slurm/slurm.conf)" = "$CONF" ]; then
         ln -sf "$CONF" /etc/slurm/slurm.conf
@@ -82,13 +86,25 @@ start() {
     exit 1
 }
 
+# Stop the daemon whose PID is in file $1 (if it runs), wait for it to end, remove the file.
+stop_pid_file() {
+    local file=$1 pid
+    [ -s "$file" ] || return 0
+    pid=$(cat "$file")
+    if kill "$pid" 2>/dev/null; then
+        for _ in $(seq 30); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    fi
+    rm -f "$file"
+}
+
 stop() {
-    pkill -x slurmd 2>/dev/null || true
-    pkill -x slurmctld 2>/dev/null || true
-    for _ in $(seq 30); do
-        pgrep -x 'slurmd|slurmctld' >/dev/null || break
-        sleep 1
-    done
+    stop_pid_file "$STATE/slurmd.pid"
+    stop_pid_file "$STATE/slurmctld.pid"
+    stop_pid_file "$STATE/munged.pid"
     if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$CONF" ]; then rm -f /etc/slurm/slurm.conf; fi
 }
 

@@ -33,6 +33,7 @@ from genssl.evaluate.preprocess import preprocess_batch
 from genssl.generate.base import to_float_images
 from genssl.models.encoder_file import encode, load_encoder
 from genssl.progress import progress_bar
+from genssl.provenance import code_version
 from genssl.store import ImageStore
 from genssl.store.manifest import MANIFEST, sha256_file
 
@@ -189,7 +190,7 @@ def _extract(
     """Extract, add the feature dimension to ``meta``, write the file; return ``meta``."""
     started = time.perf_counter()
     splits = extract_splits(encoder, store, config, desc=f"features {downstream}")
-    meta = {**meta, "feature_dim": int(next(iter(splits.values())).features.shape[1])}
+    meta = {**meta, "feature_dim": int(next(iter(splits.values())).features.shape[1]), "code": code_version()}
     save_feature_set(out_path, splits, meta)
     seconds = time.perf_counter() - started
     n = sum(len(s.indices) for s in splits.values())

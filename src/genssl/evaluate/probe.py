@@ -30,6 +30,8 @@ from genssl.errors import GensslError
 from genssl.evaluate.feature_file import FeatureSet, load_feature_set
 from genssl.evaluate.knn import knn_accuracy, topk_accuracy
 from genssl.evaluate.logistic import LinearClassifier, Standardiser, fit_sklearn, fit_torch
+from genssl.provenance import record
+from genssl.stages import config_slice, probe_keys
 from genssl.store.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ def run_probe(
         if recorded != sha256_file(encoder_path):
             raise GensslError(f"{encoder_path}: not the encoder that {features.path} was extracted with")
         result = augmented_probe(config, encoder_path, data_dir, features)
+    features_sha256 = sha256_file(features.path)
     result = {
         "protocol": probe["protocol"],
         **result,
@@ -140,7 +143,15 @@ def run_probe(
         "classes": classes,
         "dataset": features.meta["dataset"]["name"],
         "encoder": features.meta["encoder"],
-        "features": {"file": str(features.path), "sha256": sha256_file(features.path), "dim": features.dim},
+        "features": {"file": str(features.path), "sha256": features_sha256, "dim": features.dim},
+        "provenance": record(
+            config_slice(config, probe_keys(config, features.meta["dataset"]["name"])),
+            {
+                "features": features_sha256,
+                "encoder": features.meta["encoder"].get("sha256"),
+                "data": features.meta["dataset"]["manifest_sha256"],
+            },
+        ),
     }
     seconds = time.perf_counter() - started
     log.info(

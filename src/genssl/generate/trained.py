@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from genssl.errors import ConfigError, GensslError
+from genssl.provenance import code_version, file_identity, store_identity
 from genssl.store import ImageStore
 
 ENCODER_FILE = "encoder.safetensors"
@@ -52,6 +53,16 @@ def square_image_size(store: ImageStore, backend: str, key: str, halvings: int) 
     if size % 2**halvings:
         raise ConfigError(f"{key}: {halvings} halvings of the resolution, which {size} px images do not allow")
     return size
+
+
+def input_identities(data_dir: Path, encoder_path: Path) -> dict[str, str]:
+    """What a generator trained in the workflow records of its inputs: the content identity of the data store and
+    of the conditioning encoder, and the code version (:mod:`genssl.provenance`)."""
+    return {
+        "data_manifest_sha256": store_identity(data_dir),
+        "encoder_sha256": file_identity(encoder_path),
+        "code": code_version(),
+    }
 
 
 def check_trained_directory(

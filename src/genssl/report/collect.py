@@ -22,6 +22,7 @@ from typing import Any
 
 from genssl.config import downstream_datasets
 from genssl.errors import GensslError
+from genssl.provenance import code_version
 from genssl.stages import METRICS, RUN_RECORD, pretrain_dir, probe_file, similarity_dir
 from genssl.study import Run, runs
 
@@ -70,6 +71,25 @@ def pretrain_rows(config: dict[str, Any], root: Path) -> list[dict[str, Any]]:
         rows += [_row("pretrain", run, "", m, final[m]) for m in ("loss", "seconds", "images_per_second")]
         rows.append(_row("pretrain", run, "", "peak_memory_mib", final["peak_memory_mib"], final["peak_memory_kind"]))
     return rows
+
+
+def provenance(config: dict[str, Any], root: Path) -> dict[str, Any]:
+    """What every result of the report was computed from (``provenance.json``): per run the code version and input
+    identities of its ``run.json``, per probe result those of its JSON, and the similarity analysis' feature files;
+    the report's own code version."""
+    runs_ = {}
+    for run in runs(config):
+        record = _read_json(root / pretrain_dir(config, run) / RUN_RECORD)
+        runs_[run.name] = {"seed": run.seed, **record.get("provenance", {})}
+    probes = {}
+    for run in runs(config):
+        for downstream in downstream_datasets(config):
+            probes[f"{run.name}/{downstream}"] = _read_json(root / probe_file(config, run, downstream)).get(
+                "provenance"
+            )
+    matrices = root / similarity_dir(config) / "matrices.json"
+    similarity = _read_json(matrices).get("provenance") if matrices.is_file() else None
+    return {"code": code_version(), "runs": runs_, "probes": probes, "similarity": similarity}
 
 
 def loss_curves(config: dict[str, Any], root: Path) -> dict[Run, list[float]]:

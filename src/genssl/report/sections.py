@@ -201,3 +201,26 @@ def header(config: dict[str, Any], root: Path) -> str:
         + markdown_table(["method", "batch", "peak lr", "optimiser", "steps"], plans)
         + "\n"
     )
+
+
+def provenance_table(inputs: dict[str, Any]) -> str:
+    """Per run, the code version and the content identity (first 12 hex digits of the SHA-256) of the data and
+    variant stores it was trained on (``provenance.json`` holds every input of every result in full); a warning when
+    the runs disagree on the data store."""
+    table, data = [], set()
+    for name, run in inputs["runs"].items():
+        recorded = run.get("inputs", {})
+        data.add(recorded.get("data"))
+        table.append(
+            [
+                name,
+                str(run["seed"]),
+                run.get("code", "—"),
+                *((recorded.get(k) or "—")[:12] for k in ("data", "variants")),
+            ]
+        )
+    text = f"## Provenance (report by genssl {inputs['code']})\n\n"
+    text += markdown_table(["run", "seed", "code", "data store", "variant store"], table, 3) + "\n"
+    if len(data) > 1:
+        text += "**Warning: the runs were trained on different data stores (see provenance.json).**\n\n"
+    return text

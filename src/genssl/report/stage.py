@@ -25,6 +25,7 @@ from genssl.report.collect import (
     mean_std,
     pretrain_rows,
     probe_rows,
+    provenance,
     similarity_rows,
     sweeps,
     write_rows,
@@ -109,6 +110,8 @@ def build_report(
     summary += sections.sdiet_table(config, rows)
     summary += sections.similarity_tables(config, root)
     summary += sections.runtime_table(root / BENCHMARKS)
+    inputs = provenance(config, root)
+    summary += sections.provenance_table(inputs)
     names = report_figures(config)
     summary += "## Figures\n\n" + "".join(f"![{name}](figures/{name})\n" for name in names)
     result = metrics(config, rows)
@@ -117,6 +120,7 @@ def build_report(
         _figures(config, root, rows, tmp / "figures")
         write_rows(tmp / "results.csv", rows)
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        (tmp / "provenance.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
         (tmp / "summary.md").write_text(summary)
     log.info("report of %d runs written to %s", len(runs(config)), out_dir)
     return result

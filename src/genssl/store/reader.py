@@ -4,6 +4,12 @@
 memory-mapped shard (raw) or of its offset index and data (encoded). Nothing is read until asked for, so a
 store of any size opens instantly; a store pickles without its memory maps, so DataLoader workers reopen
 them lazily.
+
+Reads check what they read: the first time a process uses a file of a store (a shard, the labels, a split), its
+size and SHA-256 are checked against the manifest, streamed, once per process (:func:`checked_file`; a worker
+forked afterwards inherits the check). A damaged file stops the read with an error naming the file and the way to
+repair the store. :meth:`ImageStore.verify` checks every file at once (what pretraining does before its loader
+starts workers).
 """
 
 import bisect
@@ -15,7 +21,39 @@ import numpy as np
 
 from genssl.errors import StoreError
 from genssl.store.codec import decode_image
-from genssl.store.manifest import read_manifest
+from genssl.store.manifest import read_manifest, sha256_file
+
+#: ``(path, sha256)`` of every store file this process has checked against its manifest.
+_CHECKED: set[tuple[str, str]] = set()
+
+
+def checked_file(store: Path, name: str, recorded: dict[str, Any]) -> Path:
+    """The path of the store's file ``name`` after checking its size and SHA-256 against the manifest's
+    ``recorded`` entry (once per process and content)."""
+    file = store / name
+    if not file.is_file():
+        raise StoreError(f"{file}: missing from the store (listed in its manifest); {_REPAIR.format(store=store)}")
+    key = (str(file.resolve()), recorded["sha256"])
+    if key in _CHECKED:
+        return file
+    size = file.stat().st_size
+    if size != recorded["bytes"]:
+        problem = f"{size} bytes, the manifest records {recorded['bytes']}"
+    else:
+        digest = sha256_file(file)
+        problem = (
+            None
+            if digest == recorded["sha256"]
+            else f"sha256 {digest[:12]}…, the manifest records {recorded['sha256'][:12]}…"
+        )
+    if problem is not None:
+        raise StoreError(f"{file}: damaged ({problem}); {_REPAIR.format(store=store)}")
+    _CHECKED.add(key)
+    return file
+
+
+#: How to repair a damaged store.
+_REPAIR = "check the store with `genssl store verify {store}`, then make it again (rerun the rule that wrote it)"
 
 
 class ImageStore:
@@ -56,10 +94,12 @@ class ImageStore:
         return np.load(self._file(splits[name]["file"]), allow_pickle=False)
 
     def _file(self, name: str) -> Path:
-        file = self.path / name
-        if not file.is_file():
-            raise StoreError(f"{file}: missing from the store (listed in its manifest)")
-        return file
+        return checked_file(self.path, name, self.manifest["files"][name])
+
+    def verify(self) -> None:
+        """Check every file of the store against the manifest (those not yet checked by this process)."""
+        for name in sorted(self.manifest["files"]):
+            self._file(name)
 
     def _shard(self, s: int) -> tuple[np.ndarray, np.ndarray | None]:
         maps = self._maps.get(s)

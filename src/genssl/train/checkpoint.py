@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from genssl.atomic import atomic_directory
@@ -57,12 +58,21 @@ def save_checkpoint(
             extra(tmp)
 
 
+def _damaged(directory: Path, problem: str) -> GensslError:
+    return GensslError(
+        f"checkpoint {directory}: {problem}; delete {directory} and rerun (rule pretrain): the run starts afresh"
+    )
+
+
 def read_trainer_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The trainer state of the checkpoint in ``directory``, or ``None`` if there is none."""
     file = Path(directory) / "state.json"
     if not file.is_file():
         return None
-    return json.loads(file.read_text())["trainer"]
+    try:
+        return json.loads(file.read_text())["trainer"]
+    except (ValueError, KeyError) as err:
+        raise _damaged(Path(directory), f"state.json is damaged ({type(err).__name__}: {err})") from None
 
 
 def load_checkpoint(
@@ -74,14 +84,13 @@ def load_checkpoint(
         state = json.loads((directory / "state.json").read_text())
         model_tensors = load_file(str(directory / "model.safetensors"))
         optimizer_tensors = load_file(str(directory / "optimizer.safetensors"))
-    except (OSError, ValueError) as err:
-        raise GensslError(f"checkpoint {directory} cannot be read ({err}); delete it to start the run afresh") from None
+    except (OSError, ValueError, SafetensorError) as err:
+        raise _damaged(directory, f"cannot be read ({type(err).__name__}: {err})") from None
     device = next(model.parameters()).device
     missing, unexpected = model.load_state_dict(model_tensors, strict=False)
     if missing or unexpected:
-        raise GensslError(
-            f"checkpoint {directory} does not match the model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}; delete it to start the run afresh"
+        raise _damaged(
+            directory, f"does not match the model (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
         )
     per_param: dict[int, dict[str, Any]] = {}
     for key, value in optimizer_tensors.items():

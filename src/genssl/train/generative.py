@@ -25,6 +25,11 @@ from genssl.seeding import derive_seed
 from genssl.train.data import StoreBatches
 
 
+def uses_variants(augmentation: dict[str, Any]) -> bool:
+    """Whether a run with the (resolved) ``augmentation`` reads generated variants: a generator and p > 0."""
+    return augmentation.get("generator") is not None and augmentation["p"] > 0
+
+
 def mode_views(views: list[ViewSpec], mode: str) -> list[ViewSpec]:
     """The views' standard augmentations under ``mode``."""
     if mode == "generative+standard":

@@ -8,18 +8,22 @@ autocast (CUDA) -> backward, optional gradient clipping, optimiser step (SGD / L
 Determinism: model initialisation, data order and every view's random parameters derive from
 ``(seed, stage, ...)`` (:func:`genssl.seeding.derive_seed`) and the epoch and step, never from wall-clock state.
 A checkpoint is saved every ``checkpoint_every`` epochs; :func:`pretrain` resumes from the last one in its output
-directory (if it was made with the same configuration slice, :func:`run_config`), so on the CPU a run that is
-killed and restarted ends with the same bytes in ``encoder.safetensors`` as one that never stopped.
+directory when it holds an unfinished run of the same identity (:func:`run_identity`: configuration slice, content
+of the inputs, code version), so on the CPU a run that is killed and restarted ends with the same bytes in
+``encoder.safetensors`` as one that never stopped. Any other checkpoint is set aside (renamed to
+``checkpoint.set-aside``, the reason logged and written beside it) and the run starts afresh: a checkpoint of other
+data, settings or code, or of a finished run (a rerun of a finished run, e.g. ``snakemake --forcerun pretrain``,
+trains again); ``pretrain.resume: never`` never resumes.
 """
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import logging
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +44,14 @@ from genssl.models import build_backbone
 from genssl.models.encoder_file import save_encoder
 from genssl.optim import WarmupCosine, build_optimizer, decay_groups
 from genssl.progress import progress
+from genssl.provenance import differences, record, store_identity
 from genssl.seeding import derive_seed
 from genssl.stages import CHECKPOINT, ENCODER, METRICS, RUN_RECORD, config_slice, pretrain_keys
 from genssl.store import ImageStore
 from genssl.train.backend import Backend, setup_backend
 from genssl.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
 from genssl.train.data import StoreBatches, training_loader
-from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views
+from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views, uses_variants
 from genssl.train.plan import StepPlan
 
 log = logging.getLogger(__name__)
@@ -59,21 +64,20 @@ class NonFiniteLossError(GensslError):
     """The loss became NaN or infinite; the message names the epoch and step."""
 
 
-def run_config(config: dict[str, Any], method: str, augmentation: str, seed: int) -> dict[str, Any]:
-    """What determines one pretraining run (what its checkpoint must match): the run and the pretraining stage's
-    slice of the configuration (:func:`genssl.stages.pretrain_keys`). ``seed`` seeds the run's own draws
-    (initialisation, data order, views, variant choices); the slice's ``seed`` is the one the data splits and
-    variants were made with."""
-    return {
-        "method": method,
-        "augmentation": augmentation,
-        "seed": seed,
-        "config": config_slice(config, pretrain_keys(config, method, augmentation)),
+def run_identity(
+    config: dict[str, Any], method: str, augmentation: str, seed: int, store: ImageStore, variants: VariantStore | None
+) -> dict[str, Any]:
+    """What determines one pretraining run (what its checkpoint must match, recorded in run.json): the run, the
+    pretraining stage's slice of the configuration (:func:`genssl.stages.pretrain_keys`), the content identity of
+    its inputs (the data store and the variant store it reads) and the code version. ``seed`` seeds the run's own
+    draws (initialisation, data order, views, variant choices); the slice's ``seed`` is the one the data splits
+    and variants were made with."""
+    slice_ = config_slice(config, pretrain_keys(config, method, augmentation))
+    inputs = {
+        "data": store_identity(store.path),
+        "variants": None if variants is None else store_identity(variants.path),
     }
-
-
-def _digest(identity: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return {"method": method, "augmentation": augmentation, "seed": seed, **record(slice_, inputs)}
 
 
 def method_optimizer(method: Method, cfg: dict[str, Any], lr: float) -> torch.optim.Optimizer:
@@ -112,32 +116,32 @@ def _training_store(config: dict[str, Any], data_dir: str | os.PathLike[str]) ->
 
 def _training_data(
     config: dict[str, Any],
+    method: str,
     augmentation: str,
     seed: int,
     store: ImageStore,
-    data_dir: str | os.PathLike[str],
     variants_dir: str | os.PathLike[str] | None,
-    n_views: int,
-) -> tuple[StoreBatches, bool]:
-    """The training split, and whether it uses generated variants (a generator and p > 0). The variant store's
+) -> tuple[StoreBatches, VariantStore | None]:
+    """The training split, and the variant store it reads (a generator and p > 0; else None). The variant store's
     fingerprint must match the data store, generator settings and seed; the generator's weights hash is taken
     from the store (pretraining does not read the weights; Snakemake reruns generation when they change)."""
     aug = config["augmentations"][augmentation]
     train_indices = store.split("train")
-    generator = aug.get("generator")
-    if generator is None or aug["p"] == 0:
-        return StoreBatches(store, train_indices), False
+    if not uses_variants(aug):
+        return StoreBatches(store, train_indices), None
+    generator = aug["generator"]
     if variants_dir is None:
         raise GensslError(f"augmentations.{augmentation} uses generator {generator}: give its variant store")
     variants = VariantStore(variants_dir)
-    expected = fingerprint(data_dir, generator, config["generators"][generator], config["seed"], None)
+    expected = fingerprint(store.path, generator, config["generators"][generator], config["seed"], None)
     variants.check({**expected, "weights_sha256": variants.fingerprint.get("weights_sha256")})
     if variants.images.shape != store.shape:
         raise GensslError(
             f"{variants_dir}: variants of shape {variants.images.shape}, the training images are {store.shape}"
         )
+    n_views = len(view_specs(config["methods"][method]["views"]))
     choice = VariantChoice(variants.k, aug["p"], aug["views"], n_views, seed)
-    return GenerativeBatches(store, train_indices, variants, choice), True
+    return GenerativeBatches(store, train_indices, variants, choice), variants
 
 
 @dataclass
@@ -250,13 +254,45 @@ def train_step(
     return loss.detach()
 
 
-def _resume(training: Training, digest: str) -> list[dict[str, Any]]:
-    """The metrics of the epochs done: from the run's checkpoint if it was made with the same configuration
-    (``digest``), else none (a fresh start)."""
+def stale_reason(previous: dict[str, Any], identity: dict[str, Any], epochs: int, policy: str) -> str | None:
+    """Why the checkpoint whose trainer state is ``previous`` must not be resumed by the run ``identity`` of
+    ``epochs`` epochs under ``pretrain.resume`` = ``policy``; None when it may."""
+    if policy == "never":
+        return "pretrain.resume is 'never'"
+    if "identity" not in previous:
+        return "it records no identity of its inputs (made by an older genssl)"
+    changed = differences(previous["identity"], identity)
+    if changed:
+        return f"it was made with other {', '.join(changed)}"
+    if previous["epoch"] >= epochs:
+        return f"it holds the finished run ({previous['epoch']} of {epochs} epochs); a rerun trains afresh"
+    return None
+
+
+def _set_aside(checkpoint_dir: Path, reason: str, backend: Backend) -> None:
+    """Rename the checkpoint to ``checkpoint.set-aside`` (replacing an older one) with the reason in
+    ``reason.txt`` (main process; the others wait)."""
+    if backend.main_process:
+        aside = checkpoint_dir.with_name(f"{checkpoint_dir.name}.set-aside")
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.rename(checkpoint_dir, aside)
+        (aside / "reason.txt").write_text(reason + "\n")
+        log.warning("set aside checkpoint %s as %s: %s; the run starts afresh", checkpoint_dir, aside, reason)
+    if is_distributed():
+        torch.distributed.barrier()
+
+
+def _resume(training: Training, identity: dict[str, Any], policy: str) -> list[dict[str, Any]]:
+    """The metrics of the epochs done: from the run's checkpoint when it may be resumed (:func:`stale_reason`),
+    else none (a fresh start, any checkpoint set aside)."""
     previous = read_trainer_state(training.checkpoint_dir)
-    if previous is None or previous.get("config_digest") != digest:
-        if previous is not None:
-            log.warning("ignoring checkpoint %s: it was made with another configuration", training.checkpoint_dir)
+    if is_distributed():
+        torch.distributed.barrier()  # every process read the state before the main one may set it aside
+    reason = None if previous is None else stale_reason(previous, identity, training.epochs, policy)
+    if previous is None or reason is not None:
+        if reason is not None:
+            _set_aside(training.checkpoint_dir, reason, training.backend)
         training.method.open_external(None, 0)
         return []
     state = load_checkpoint(training.checkpoint_dir, training.method, training.optimizer)
@@ -323,7 +359,7 @@ def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch:
     return row
 
 
-def _save_checkpoint(training: Training, metrics: list[dict[str, Any]], digest: str) -> None:
+def _save_checkpoint(training: Training, metrics: list[dict[str, Any]], identity: dict[str, Any]) -> None:
     """The checkpoint after the last epoch of ``metrics`` (written by the main process; every process saves its
     external state)."""
     epoch = metrics[-1]["epoch"]
@@ -332,7 +368,7 @@ def _save_checkpoint(training: Training, metrics: list[dict[str, Any]], digest: 
             "epoch": epoch,
             "step": epoch * training.plan.steps_per_epoch,
             "metrics": metrics,
-            "config_digest": digest,
+            "identity": identity,
             "scaler": training.scaler.state_dict() if training.scaler.is_enabled() else None,
         }
         save_checkpoint(
@@ -353,6 +389,7 @@ def _run_record(identity: dict[str, Any], training: Training, metrics: list[dict
         "augmentation": identity["augmentation"],
         "seed": identity["seed"],
         "config": identity["config"],
+        "provenance": {"code": identity["code"], "inputs": identity["inputs"]},
         "versions": {
             "genssl": __version__,
             "torch": torch.__version__,
@@ -405,16 +442,16 @@ def pretrain(
     configured generator settings and seed."""
     seed = config["seed"] if seed is None else seed
     name, out, pcfg = f"{method_name}/{augmentation}", Path(out_dir), config["pretrain"]
-    identity = run_config(config, method_name, augmentation, seed)
-    digest = _digest(identity)
     backend = setup_backend(pcfg)
     store = _training_store(config, data_dir)
+    dataset, variants = _training_data(config, method_name, augmentation, seed, store, variants_dir)
+    for checked in (store, variants.images if variants is not None else None):
+        if checked is not None:
+            checked.verify()  # every file, once, before loader workers start (they inherit the check)
+    identity = run_identity(config, method_name, augmentation, seed, store, variants)
     plan = StepPlan.resolve(config, method_name, len(store.split("train")), backend.world_size)
     training = _build_training(config, name, seed, plan, backend, out, store.shape[0])
-    metrics = _resume(training, digest)
-    dataset, generative = _training_data(
-        config, augmentation, seed, store, data_dir, variants_dir, len(training.augment.views)
-    )
+    metrics = _resume(training, identity, pcfg["resume"])
     loader, sampler = training_loader(
         dataset,
         plan.local_batch,
@@ -423,7 +460,7 @@ def pretrain(
         backend.world_size,
         pcfg["num_workers"],
         pin_memory=backend.device.type == "cuda",
-        with_epoch=generative,
+        with_epoch=variants is not None,
     )
     log.info(
         "pretraining %s on %s: %d images, batch %d (x%d processes), %d epochs of %d steps, %s on %s",
@@ -437,11 +474,11 @@ def pretrain(
             sampler.set_epoch(epoch)
             metrics.append(_train_epoch(training, loader, epoch))
             if (epoch + 1) % pcfg["checkpoint_every"] == 0 or epoch + 1 == pcfg["epochs"]:
-                _save_checkpoint(training, metrics, digest)
+                _save_checkpoint(training, metrics, identity)
         completed = True
     finally:
         training.method.close_external(completed)
-    record = _run_record(identity, training, metrics)
+    run = _run_record(identity, training, metrics)
     if backend.main_process:
-        _write_outputs(out, training, pcfg["backbone"], metrics, record)
-    return record
+        _write_outputs(out, training, pcfg["backbone"], metrics, run)
+    return run

@@ -31,7 +31,10 @@ from genssl.evaluate.similarity.bootstrap import bootstrap_intervals
 from genssl.evaluate.similarity.cka import minibatch_cka
 from genssl.evaluate.similarity.heatmap import save_heatmap
 from genssl.evaluate.similarity.pairwise import STATISTICS, similarity_matrices
+from genssl.provenance import record
 from genssl.seeding import derive_seed
+from genssl.stages import config_slice, similarity_keys
+from genssl.store.manifest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,10 @@ def run_similarity(
     opd_rows = [row(i, j, ("opd",)) for i, j in pairs]
     result = {
         "encoders": names,
+        "provenance": record(
+            config_slice(config, similarity_keys(config)),
+            {name: sha256_file(f.path) for name, f in zip(names, feature_sets, strict=True)},
+        ),
         "dataset": feature_sets[0].meta["dataset"]["name"],
         "split": settings["split"],
         "n": n,

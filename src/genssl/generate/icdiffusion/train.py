@@ -44,11 +44,17 @@ from genssl.generate.base import generation_device, to_float_images
 from genssl.generate.conditioning import train_conditions
 from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet
 from genssl.generate.neighbours import draw_pairs, nearest_neighbours
-from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size, training_inputs
+from genssl.generate.trained import (
+    ENCODER_FILE,
+    LOSSES_FILE,
+    RECORD_FILE,
+    input_identities,
+    square_image_size,
+    training_inputs,
+)
 from genssl.models.encoder_file import load_encoder
 from genssl.progress import progress
 from genssl.seeding import derive_seed
-from genssl.store.manifest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +147,7 @@ def train_icdiffusion(
         "neighbours": k,
         "condition_dim": conditions.shape[1],
         "train_images": len(indices),
-        "encoder_sha256": sha256_file(encoder_path),
+        **input_identities(data_dir, encoder_path),
         "final_loss": sum(tail) / len(tail),
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
     }

@@ -49,12 +49,18 @@ from genssl.generate.conditioning import train_conditions
 from genssl.generate.icgan.biggan import D_WIDTHS, G_WIDTHS, Discriminator, Generator, orthogonal_init
 from genssl.generate.icgan.standardise import CONDITION_FILE, Standardiser
 from genssl.generate.neighbours import draw_pairs, nearest_neighbours
-from genssl.generate.trained import ENCODER_FILE, LOSSES_FILE, RECORD_FILE, square_image_size, training_inputs
+from genssl.generate.trained import (
+    ENCODER_FILE,
+    LOSSES_FILE,
+    RECORD_FILE,
+    input_identities,
+    square_image_size,
+    training_inputs,
+)
 from genssl.models.encoder_file import load_encoder
 from genssl.progress import progress
 from genssl.seeding import derive_seed
 from genssl.store import ImageStore
-from genssl.store.manifest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +195,7 @@ def train_icgan(
         "neighbours": k,
         "condition_dim": feature_dim,
         "train_images": n,
-        "encoder_sha256": sha256_file(encoder_path),
+        **input_identities(data_dir, encoder_path),
         "final_d_loss": final_d,
         "final_g_loss": final_g,
         "versions": {"torch": torch.__version__},
