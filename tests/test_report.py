@@ -179,3 +179,14 @@ def test_similarity_tables_show_each_statistic_with_its_interval(tmp_path):
     )
     assert "byol/standard" not in text  # cross pairs are in the heatmaps only
     assert sections.similarity_tables(config, tmp_path / "none") == ""
+
+
+def test_the_provenance_table_shows_each_runs_code_and_inputs_and_warns_on_mixed_data():
+    run = {"seed": 0, "code": "0.1.0+abc", "inputs": {"data": "d" * 64, "variants": None}}
+    inputs = {"code": "0.1.0+abc", "runs": {"simclr/standard": run, "simclr/generative": {**run, "seed": 1}}}
+    text = sections.provenance_table(inputs)
+    assert "## Provenance (report by genssl 0.1.0+abc)" in text
+    assert "| simclr/standard | 0 | 0.1.0+abc | dddddddddddd | — |" in text and "Warning" not in text
+    inputs["runs"]["simclr/generative"]["inputs"] = {"data": "e" * 64, "variants": "f" * 64}
+    text = sections.provenance_table(inputs)
+    assert "| simclr/generative | 1 | 0.1.0+abc | eeeeeeeeeeee | ffffffffffff |" in text and "Warning" in text
