@@ -5,8 +5,9 @@ distinct at 16 px (a pentagon, a hexagon and a circle do not). Image ``i`` has c
 a generator seeded with ``(seed, "shapes", i)``, so the data set is the same on every machine and needs no
 network. Every image is drawn the same way whatever its class; in units of the image side ``S``:
 
-- a filled shape of radius ``r ~ U(0.32, 0.44) S`` centred at ``(S / 2, S / 2) + U(-0.06, 0.06)^2 S``, rotated by
-  ``U(-20°, 20°)`` (so arrows point right and ells stand up, give or take 20°);
+- a filled shape that fits exactly in a circle of radius ``r ~ U(0.32, 0.44) S`` centred at
+  ``(S / 2, S / 2) + U(-0.06, 0.06)^2 S``, rotated by ``U(-20°, 20°)`` (so arrows point right and ells stand up,
+  give or take 20°);
 - on a linear gradient between two colours ``c0`` and ``c0 + 0.4 (c1 - c0)`` along a random direction;
 - colours ``c0``, ``c1`` and the shape's are uniform in RGB, conditioned on a luminance difference of at least 80
   (of 255) between the shape and the mean background, the shape lighter or darker;
@@ -17,8 +18,9 @@ backgrounds, both contrast polarities, geometric rather than handwritten forms) 
 pretraining. The class is carried by shape alone: colour, polarity, background, position, size and rotation are
 drawn independently of the class, from the same distributions for every class. A linear probe on raw pixels
 learns it only partly (it cannot undo the random polarity and colours), so an encoder scores above the raw-pixel
-probe only with shape-sensitive, colour- and polarity-invariant features. No official split: splits are seeded
-and stratified.
+probe only with shape-sensitive, colour- and polarity-invariant features. Drawing every class from one generator
+state gives images that agree outside the shapes (tests/test_shapes.py). No official split: splits are seeded and
+stratified.
 """
 
 import math
