@@ -121,7 +121,7 @@ def test_conditioning_features_are_the_swav_trunks_features(release, loaded, sou
 
 def test_samples_have_the_releases_size_and_range_and_are_deterministic_per_sample(loaded, sources):
     images, indices = sources
-    samples = loaded.sample(images[:3], variant_generators(0, "ig", indices[:3], 1))
+    samples = loaded.sample(loaded.encode(images[:3]), variant_generators(0, "ig", indices[:3], 1))
     assert samples.shape == (3, 3, 64, 64) and samples.dtype == torch.float32
     assert samples.min() >= 0 and samples.max() <= 1 and samples.std() > 0
     first = loaded.generate(images, indices, 0, 16)
