@@ -19,9 +19,10 @@ Throughput (``benchmarks/generation_scale.py`` measures each step): the CLIP ima
 once (:meth:`DiffusersVariations.encode`) and shared by its K variants, and unCLIP's prompt embeddings (the empty
 prompt and the guidance's negative prompt) once when the backend is built; attention runs PyTorch's fused
 scaled-dot-product kernels (diffusers' default) and the VAE decodes a whole batch at once (diffusers' default);
-``channels_last`` stores the UNet's and VAE's activations channels-last (faster convolutions on tensor cores) and
-``compile`` (null: on CUDA) compiles the UNet with ``torch.compile`` (a minute of compilation per batch shape,
-paid back within a shard; a compiler that fails falls back to the eager UNet with a warning).
+``channels_last`` (null: on CUDA) stores the UNet's and VAE's activations channels-last (faster convolutions on
+tensor cores, slower on the CPU) and ``compile`` (null: on CUDA) compiles the UNet with ``torch.compile`` (a
+minute of compilation per batch shape, paid back within a shard; a compiler that fails falls back to the eager
+UNet with a warning). Both only move values by rounding, so they are not part of a variant store's fingerprint.
 
 Determinism: sample ``j`` draws all of its randomness from ``generators[j]`` alone. The pipelines' random draws
 are the initial latents and, for unCLIP, the noise added to the image embedding (drawn even at noise_level 0,
@@ -115,6 +116,11 @@ class ImageVariationFromEmbeddings(StableDiffusionImageVariationPipeline):
         return embeddings
 
 
+def on_cuda_by_default(setting: bool | None, device: torch.device) -> bool:
+    """A speed setting that is ``true``, ``false``, or null: on CUDA only."""
+    return device.type == "cuda" if setting is None else setting
+
+
 def compile_unet(pipe: DiffusionPipeline) -> None:
     """``torch.compile`` the pipeline's UNet in place, falling back to the eager UNet with a warning when the
     compiler fails (at the first call, where torch.compile fails)."""
@@ -145,15 +151,16 @@ class DiffusersVariations(VariantGenerator):
     def __init__(
         self, name: str, config: dict[str, Any], device: torch.device, dtype: torch.dtype, pipe: DiffusionPipeline
     ) -> None:
+        """The backend on ``pipe``, whose weights are in ``dtype`` already (it is moved to ``device``)."""
         super().__init__(name, config, device, dtype)
         self.pipe = pipe
         self.pipe.scheduler = paper_scheduler(pipe.scheduler.config)
         self.pipe.set_progress_bar_config(disable=True)
-        self.pipe.to(device=device, dtype=dtype)
-        if config["channels_last"]:
+        self.pipe.to(device)
+        if on_cuda_by_default(config["channels_last"], device):
             self.pipe.unet.to(memory_format=torch.channels_last)
             self.pipe.vae.to(memory_format=torch.channels_last)
-        if config["compile"] or (config["compile"] is None and device.type == "cuda"):
+        if on_cuda_by_default(config["compile"], device):
             compile_unet(self.pipe)
         default = inspect.signature(type(pipe).__call__).parameters["guidance_scale"].default
         self.guidance_scale = default if config["guidance_scale"] is None else config["guidance_scale"]

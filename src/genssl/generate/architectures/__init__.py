@@ -92,10 +92,10 @@ def build_pipeline(
     weights, its networks created directly on ``device`` (``meta``: shapes only, no memory) in ``dtype``."""
     with torch.device(device):
         components = {name: build_component(part, seed) for name, part in spec["components"].items()}
-    pipeline = getattr(diffusers, spec["pipeline"])(**components, **spec.get("pipeline_arguments", {}))
-    if torch.device(device).type != "meta":
-        pipeline.to(dtype=dtype)
-    return pipeline
+    for part in components.values():
+        if isinstance(part, nn.Module):
+            part.to(dtype)
+    return getattr(diffusers, spec["pipeline"])(**components, **spec.get("pipeline_arguments", {}))
 
 
 def parameter_counts(pipeline: DiffusionPipeline) -> dict[str, int]:
