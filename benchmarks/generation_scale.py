@@ -19,9 +19,9 @@ change it), variants resized to 224 px. For each backend the rows are, in order:
 - icgan_pretrained: ``G, 1 sample/call`` (the paper's code: SwAV and G per sample) and ``generate()``.
 
 Each row runs one untimed warm-up batch, then generates ``--images`` x ``--variants`` samples (the 1 image/call
-row: ``--baseline-samples`` of them); images/s and the speed-up over the 1 image/call row are reported, and for the
-first and the last batched rows the UNet's share of the time: the UNet alone replayed on inputs of the same shapes
-(``inference_steps`` calls per batch, 2B rows with guidance) over the row's time. ``--budget-s`` skips the rows
+row: ``--baseline-samples`` of them); each row reports images/s, the speed-up over the 1 image/call row and the
+UNet's share of the time: the time inside the UNet's calls (CUDA events recorded by forward hooks, which do not
+synchronise) over the row's time. ``--budget-s`` skips the rows
 that start after that many seconds, saying so. The table goes to stdout and to ``--out`` (``.md`` or ``.json``).
 
     python benchmarks/generation_scale.py --device cuda --budget-s 170 --out generation_scale.md
@@ -160,30 +160,37 @@ def one_image_per_call(generator: DiffusersVariations, images: np.ndarray, indic
             to_uint8_images(resize_images(output.images.float(), size))
 
 
-def unet_seconds(generator: DiffusersVariations, batch: int, clock: Clock) -> float:
-    """Seconds of the UNet alone for one batch of ``batch`` samples: ``inference_steps`` calls on inputs of the
-    pipeline's shapes (2 ``batch`` rows with guidance), after one untimed call."""
-    pipe, config = generator.pipe, generator.pipe.unet.config
-    rows = 2 * batch if generator.guidance_scale > 1 else batch
-    side = generator.size["height"] // pipe.vae_scale_factor
-    device, dtype = generator.device, generator.dtype
-    tokens = pipe.tokenizer.model_max_length if hasattr(pipe, "tokenizer") else 1
-    inputs: dict[str, Any] = {
-        "sample": torch.randn(rows, config.in_channels, side, side, device=device, dtype=dtype),
-        "timestep": torch.tensor(999, device=device),
-        "encoder_hidden_states": torch.randn(rows, tokens, config.cross_attention_dim, device=device, dtype=dtype),
-    }
-    if config.class_embed_type == "projection":
-        width = config.projection_class_embeddings_input_dim
-        inputs["class_labels"] = torch.randn(rows, width, device=device, dtype=dtype)
+class UNetTimer:
+    """Time spent in a module's calls during a run: CUDA events recorded by forward hooks around each call on
+    CUDA (no synchronisation, so the run is timed as it runs), wall time on the CPU."""
 
-    def run() -> None:
-        with torch.inference_mode():
-            for _ in range(generator.config["inference_steps"]):
-                pipe.unet(**inputs)
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.module, self.cuda = module, device.type == "cuda"
+        self.marks: list[Any] = []
 
-    run()
-    return clock.time(run)
+    def mark(self, *_: Any) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def __enter__(self) -> "UNetTimer":
+        self.hooks = [self.module.register_forward_pre_hook(self.mark), self.module.register_forward_hook(self.mark)]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+    def seconds(self) -> float:
+        """Total seconds between each call's start and end marks."""
+        pairs = zip(self.marks[::2], self.marks[1::2], strict=True)
+        if self.cuda:
+            torch.cuda.synchronize()
+            return sum(start.elapsed_time(end) for start, end in pairs) / 1000
+        return sum(end - start for start, end in pairs)
 
 
 class CompileFailures(logging.Handler):
@@ -216,19 +223,18 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> list
     samples = args.images * args.variants
     rows: list[Row] = []
 
-    def measure(mode: str, function: Mode, count: int, share: bool = False, warm: int | None = None) -> Row | None:
+    def measure(mode: str, function: Mode, count: int, warm: int | None = None) -> Row | None:
         if not clock.left():
             print(f"{backend} {mode}: skipped (time budget)", flush=True)
             return None
         warm = warm or max(1, min(generator.config["batch_size"] // args.variants, len(images)))
         warmup = clock.time(lambda: function(images[:warm], indices[:warm]))
         n = max(1, count // args.variants)
-        seconds = clock.time(lambda: function(images[:n], indices[:n]))
+        with UNetTimer(pipe.unet, device) as unet:
+            seconds = clock.time(lambda: function(images[:n], indices[:n]))
         made = n * args.variants
         row = Row(backend, mode, generator.config["batch_size"], made, seconds, made / seconds, warmup)
-        if share:
-            batch = generator.config["batch_size"]
-            row.unet_share = -(-made // batch) * unet_seconds(generator, batch, clock) / seconds
+        row.unet_share = unet.seconds() / seconds
         rows.append(row)
         print_row(row, rows[0].images_per_s if rows else None)
         return row
@@ -247,7 +253,7 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> list
     )
     pipe.unet.set_attn_processor(AttnProcessor())
     pipe.vae.enable_slicing()
-    measure("generate() before", before, samples, share=True)
+    measure("generate() before", before, samples)
     measure("+ shared embeddings", generate, samples)
     pipe.unet.set_attn_processor(AttnProcessor2_0())
     measure("+ SDPA attention", generate, samples)
@@ -255,7 +261,7 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> list
     measure("+ VAE decode batched", generate, samples)
     pipe.unet.to(memory_format=torch.channels_last)
     pipe.vae.to(memory_format=torch.channels_last)
-    measure("+ channels_last (eager default)", generate, samples, share=True)
+    measure("+ channels_last (eager default)", generate, samples)
     for batch in args.batch_sizes:
         generator.config["batch_size"] = batch
         measure(f"batch {batch}", generate, max(samples, batch))
@@ -264,7 +270,7 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> list
         failures = CompileFailures()
         logging.getLogger("genssl.generate.stable_diffusion").addHandler(failures)
         compile_unet(pipe)
-        row = measure("+ torch.compile(UNet) (CUDA default)", generate, samples, share=True)
+        row = measure("+ torch.compile(UNet) (CUDA default)", generate, samples)
         if row is not None:
             row.note = f"compilation in the {row.warmup_s:.0f} s warm-up"
             if failures.messages:

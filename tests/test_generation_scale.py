@@ -118,14 +118,16 @@ def small_study(tmp_path_factory, one_thread):
     return validate_config({"seed": 0, "generators": {"gen": entry}}), data, root
 
 
-def test_the_estimate_is_within_2x_of_a_real_run(small_study):
+def test_the_estimate_is_within_2x_of_a_real_run(small_study, caplog):
     config, data, root = small_study
     plan = GenerationPlan(config, "gen", data, None)
     projected = estimate(plan)
     assert projected.generated == 96 and projected.bytes_per_image == 32 * 32 * 3  # raw images
     started = time.perf_counter()
-    generate_shard(config, "gen", 0, data, root / "augment", plan=plan)
+    with caplog.at_level("INFO", logger="genssl.generate.generation"):
+        generate_shard(config, "gen", 0, data, root / "augment", plan=plan)
     measured = time.perf_counter() - started
+    assert "shard 0: projected from call 1: gen: 48 images x 2 variants = 96 generated" in caplog.text
     ratio = projected.device_hours * 3600 / measured
     assert 0.5 <= ratio <= 2, f"estimated {projected.device_hours * 3600:.2f} s, measured {measured:.2f} s"
 

@@ -8,7 +8,7 @@ store's format, and their mean encoded size ``b``; then
     device-hours = S t / 3600  (split evenly over the ``shards`` jobs),   disk = S b.
 
 ``genssl generate --estimate`` prints this for the configured dataset, K and backend without generating the
-store; every shard logs the same projection from its own first timed call.
+store; every shard logs the same projection from its second call (its first pays the warm-up).
 """
 
 import time
