@@ -13,18 +13,19 @@ change it), variants resized to 224 px. For each backend the rows are, in order:
 - then each speed-up added to the previous row and kept: ``+ shared embeddings`` (CLIP once per source image for
   its K variants, the prompt once: :meth:`DiffusersVariations.encode`), ``+ SDPA attention``,
   ``+ VAE decode batched``, ``+ channels_last``, ``+ torch.compile(UNet)`` (for the ``--compile`` backends, by
-  default sd_unclip alone; it says why when the compiler fails); the row before compile is the backend's default
-  on the CPU, the compile row its default on CUDA;
+  default sd_unclip alone; it says why when the compiler fails); the ``+ VAE decode batched`` row is the backend's
+  default on the CPU, the compile row its default on CUDA;
 - ``batch B``: the eager default at other batch sizes (``--batch-sizes``);
+- the ``torch.compile`` rows last, after every backend's eager rows, as they pay a minute of compilation;
 - icgan_pretrained: ``G, 1 sample/call`` (the paper's code: SwAV and G per sample) and ``generate()``.
 
 Each row runs one untimed warm-up batch, then generates ``--images`` x ``--variants`` samples (the 1 image/call
 row: ``--baseline-samples`` of them); each row reports images/s, the speed-up over the 1 image/call row and the
 UNet's share of the time: the time inside the UNet's calls (CUDA events recorded by forward hooks, which do not
-synchronise) over the row's time. ``--budget-s`` skips the rows
-that start after that many seconds, saying so. The table goes to stdout and to ``--out`` (``.md`` or ``.json``).
+synchronise) over the row's time. ``--budget-s`` skips the rows that would start after that many seconds, saying
+so. The table goes to stdout and to ``--out`` (``.md`` or ``.json``).
 
-    python benchmarks/generation_scale.py --device cuda --budget-s 170 --out generation_scale.md
+    python benchmarks/generation_scale.py --device cuda --budget-s 150 --out generation_scale.md
     python benchmarks/generation_scale.py --tiny --device cpu --compile   # tiny pipelines, minutes on a CPU
 """
 
@@ -204,8 +205,13 @@ class CompileFailures(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> list[Row]:
-    """The rows of a Stable Diffusion backend (see the module docstring)."""
+#: The torch.compile row of a backend, run after every backend's eager rows (it pays a minute of compilation).
+CompileRow = Callable[[], list[Row]]
+
+
+def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> tuple[list[Row], CompileRow | None]:
+    """The eager rows of a Stable Diffusion backend (see the module docstring), and its compile row to run last
+    (for the ``--compile`` backends)."""
     device, dtype = clock.device, torch.float16 if args.precision == "fp16" else torch.bfloat16
     if device.type == "cpu":
         dtype = torch.float32
@@ -258,25 +264,29 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> list
     pipe.unet.set_attn_processor(AttnProcessor2_0())
     measure("+ SDPA attention", generate, samples)
     pipe.vae.disable_slicing()
-    measure("+ VAE decode batched", generate, samples)
+    measure("+ VAE decode batched (CPU default)", generate, samples)
     pipe.unet.to(memory_format=torch.channels_last)
     pipe.vae.to(memory_format=torch.channels_last)
-    measure("+ channels_last (eager default)", generate, samples)
+    measure("+ channels_last", generate, samples)
     for batch in args.batch_sizes:
         generator.config["batch_size"] = batch
         measure(f"batch {batch}", generate, max(samples, batch))
     generator.config["batch_size"] = args.batch_size
-    if backend in args.compile:
+
+    def compiled() -> list[Row]:
         failures = CompileFailures()
         logging.getLogger("genssl.generate.stable_diffusion").addHandler(failures)
         compile_unet(pipe)
         row = measure("+ torch.compile(UNet) (CUDA default)", generate, samples)
-        if row is not None:
-            row.note = f"compilation in the {row.warmup_s:.0f} s warm-up"
-            if failures.messages:
-                row.mode, row.note = "torch.compile failed: eager", failures.messages[0]
-                print(f"{backend}: {failures.messages[0]}", flush=True)
-    return rows
+        if row is None:
+            return []
+        row.note = f"compilation in the {row.warmup_s:.0f} s warm-up"
+        if failures.messages:
+            row.mode, row.note = "torch.compile failed: eager", failures.messages[0]
+            print(f"{backend}: {failures.messages[0]}", flush=True)
+        return [row]
+
+    return list(rows), compiled if backend in args.compile else None
 
 
 def icgan_rows(args: argparse.Namespace, clock: Clock) -> list[Row]:
@@ -413,10 +423,16 @@ def main() -> None:
     print(header, flush=True)
     print(HEADER, flush=True)
     rows: list[Row] = []
+    compile_rows: list[CompileRow] = []
     for backend in args.backends:
-        rows += icgan_rows(args, clock) if backend == "icgan_pretrained" else diffusers_rows(backend, args, clock)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        if backend == "icgan_pretrained":
+            rows += icgan_rows(args, clock)
+            continue
+        eager, compiled = diffusers_rows(backend, args, clock)
+        rows += eager
+        compile_rows += [compiled] if compiled is not None else []
+    for compiled in compile_rows:
+        rows += compiled()
     print(f"total {time.perf_counter() - clock.started:.0f} s", flush=True)
     if args.out is not None:
         if args.out.suffix == ".json":

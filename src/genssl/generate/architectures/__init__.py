@@ -93,7 +93,7 @@ def build_pipeline(
     with torch.device(device):
         components = {name: build_component(part, seed) for name, part in spec["components"].items()}
     for part in components.values():
-        if isinstance(part, nn.Module):
+        if isinstance(part, nn.Module) and dtype != torch.float32:  # built in float32
             part.to(dtype)
     return getattr(diffusers, spec["pipeline"])(**components, **spec.get("pipeline_arguments", {}))
 
