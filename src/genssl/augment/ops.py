@@ -219,15 +219,15 @@ def jitter_slots(
     on = torch.ones(order.shape[0], dtype=torch.bool, device=order.device) if chosen is None else chosen
     is_hue = order == HUE
     positions = torch.argsort(is_hue.to(torch.uint8), dim=1, stable=True)[:, :3]  # the blends', ascending
-    ops = order.gather(1, positions)
+    blends = order.gather(1, positions)
     if hue:
         after = positions > is_hue.to(torch.uint8).argmax(dim=1, keepdim=True)
         stages = torch.cat([~after, after], dim=1) & on.unsqueeze(1)
-        ops = ops.repeat(1, 2)
+        blends = blends.repeat(1, 2)
     else:
-        stages = on.unsqueeze(1).expand_as(ops)
-    a = torch.where(stages, factors.gather(1, ops), torch.ones((), dtype=torch.float32, device=factors.device))
-    slots = torch.stack([a, (ops == SATURATION) * (1 - a), (ops == CONTRAST) * (1 - a)], dim=2)
+        stages = on.unsqueeze(1).expand_as(blends)
+    a = torch.where(stages, factors.gather(1, blends), torch.ones((), dtype=torch.float32, device=factors.device))
+    slots = torch.stack([a, (blends == SATURATION) * (1 - a), (blends == CONTRAST) * (1 - a)], dim=2)
     return slots, on & (factors[:, HUE] != 0)
 
 
@@ -303,7 +303,7 @@ def separable_blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     kernel_size = kernels.shape[1]
     pad = kernel_size // 2
-    weight = kernels.repeat_interleave(c, dim=0).view(n * c, 1, 1, kernel_size)
+    weight = kernels.unsqueeze(1).expand(n, c, kernel_size).reshape(n * c, 1, 1, kernel_size)
     y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, 0, 0), mode="reflect")
     y = F.conv2d(y, weight, groups=n * c)
     y = F.pad(y, (0, 0, pad, pad), mode="reflect")

@@ -78,7 +78,8 @@ def device_params(
 ) -> DeviceParams:
     """The tensors of :class:`DeviceParams` for ``params`` of a view of ``spec``, on ``device``.
 
-    An op with probability 0 (or a blur kernel of size 1, or a jitter without hue for the hue) is left out (None).
+    The parameters of an op the view never applies are None: an op of probability 0, a blur kernel of size 1, the
+    hue of a jitter of hue strength 0.
     Everything is computed on the CPU, packed into one float32 buffer (exact: the crop taps are pixel indices below
     ``2^24``, the rest float32 already or 0/1) and copied to ``device`` at once, from pinned memory without blocking
     on CUDA; the taps get their dtype back on the device. Coins become weights 0/1 and the solarize coin a
