@@ -137,12 +137,13 @@ def _lerp_rows(
     flat: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, frac: torch.Tensor, c: int, length: int
 ) -> torch.Tensor:
     """Rows ``a + frac (b - a)`` of ``flat`` (B*c*length, L), ``a``/``b`` the rows ``i0``/``i1`` (B, S) of each
-    sample's ``c`` channels: (B, c, S, L) float32. One ``index_select`` (a copy of whole rows) for both taps."""
+    sample's ``c`` channels: (B, c, S, L) float32. One ``index_select`` (a copy of whole rows) for both taps, then
+    in place on that copy."""
     n, s = i0.shape
     base = (torch.arange(n * c, device=flat.device) * length).view(n, c, 1)
     idx = torch.stack([i0.view(n, 1, s) + base, i1.view(n, 1, s) + base]).view(-1)
     a, b = flat.index_select(0, idx).view(2, n, c, s, -1).to(torch.float32).unbind(0)
-    return torch.addcmul(a, b - a, frac.reshape(n, 1, s, 1))
+    return a.addcmul_(b.sub_(a), frac.reshape(n, 1, s, 1))
 
 
 def resample(images: torch.Tensor, index: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
@@ -235,7 +236,8 @@ def _blend(x: torch.Tensor, slot: torch.Tensor, inplace: bool) -> torch.Tensor:
     """``clamp(a x + w_gray g + w_mean mean(g), 0, 1)`` per sample, ``g`` the grey image, ``slot`` (B, 3)."""
     a, w_gray, w_mean = (_per_sample(w, x) for w in slot.unbind(1))
     gray = _luma(x, JITTER_LUMA)
-    ref = (gray * w_gray).add_(gray.mean(dim=(2, 3), keepdim=True) * w_mean)
+    mean = gray.mean(dim=(2, 3), keepdim=True)
+    ref = gray.mul_(w_gray).add_(mean * w_mean)
     return torch.addcmul(ref, x, a, out=x if inplace else None).clamp_(0.0, 1.0)
 
 
