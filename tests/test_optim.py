@@ -219,10 +219,17 @@ def _tensors(seed, zero=()):
 
 
 def _step_both(reference, ref_params, optimizer, params, gen, step, skip):
-    """The same random gradients (none for the tensors in ``skip``, zero for tensor 3 at step 5) to both."""
+    """The same random gradients (none for the tensors in ``skip``, zero for tensor 3 at step 5) to both, written
+    into the existing gradient tensors where there are some (as backward does), which a buffer must not share."""
     for i, (a, b) in enumerate(zip(ref_params, params, strict=True)):
         g = torch.randn(a.shape, generator=gen) * (0.0 if (i == 3 and step == 5) else 10.0 ** (i % 3 - 1))
-        a.grad, b.grad = (None, None) if i in skip else (g.clone(), g.clone())
+        if i in skip:
+            a.grad, b.grad = None, None
+        elif a.grad is None:
+            a.grad, b.grad = g.clone(), g.clone()
+        else:
+            a.grad.copy_(g)
+            b.grad.copy_(g)
     reference.step()
     optimizer.step()
 

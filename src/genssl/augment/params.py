@@ -87,7 +87,7 @@ def device_params(
     """
     index, frac = ops.crop_taps(params.boxes, out_size, params.flip)
     if index.numel() and int(index.max()) >= 2**24:
-        raise ValueError(f"images of side {int(index.max()) + 1} px or more are not supported (crop taps below 2^24)")
+        raise ValueError(f"images {2**24} px or more high or wide are not supported (crop taps travel as float32)")
     floats: dict[str, torch.Tensor] = {"frac": frac}
     if spec.jitter_p > 0:
         floats["slots"], hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue=spec.hue > 0)

@@ -82,14 +82,15 @@ class LARS(torch.optim.Optimizer):
             for (device_params, device_grads), _ in grouped.values():
                 directions = _directions(device_params, device_grads, group)
                 if group["momentum"] != 0:
-                    directions = self._momentum(device_params, directions, group["momentum"])
+                    directions = self._momentum(device_params, directions, group["momentum"], group["exclude"])
                 torch._foreach_add_(device_params, directions, alpha=-group["lr"])
         return loss
 
     def _momentum(
-        self, params: list[torch.Tensor], directions: list[torch.Tensor], momentum: float
+        self, params: list[torch.Tensor], directions: list[torch.Tensor], momentum: float, shared: bool
     ) -> list[torch.Tensor]:
-        """``buf = d`` for the parameters without a buffer yet, ``buf = m * buf + d`` for the others; the buffers."""
+        """``buf = d`` for the parameters without a buffer yet (a copy of ``d`` where the directions are ``shared``
+        with the gradients), ``buf = m * buf + d`` for the others; returns the buffers."""
         states = [self.state[p] for p in params]
         old = [i for i, state in enumerate(states) if "momentum_buffer" in state]
         if old:
@@ -97,14 +98,16 @@ class LARS(torch.optim.Optimizer):
             torch._foreach_mul_(buffers, momentum)
             torch._foreach_add_(buffers, [directions[i] for i in old])
         for state, d in zip(states, directions, strict=True):
-            state.setdefault("momentum_buffer", d)
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = d.clone() if shared else d
         return [state["momentum_buffer"] for state in states]
 
 
 def _directions(params: list[torch.Tensor], grads: list[torch.Tensor], group: dict[str, Any]) -> list[torch.Tensor]:
-    """The update directions ``d`` of the module docstring for tensors of one device and dtype, as new tensors."""
+    """The update directions ``d`` of the module docstring for tensors of one device and dtype: new tensors, or the
+    gradients themselves in an excluded group (``d = g``)."""
     if group["exclude"]:
-        return torch._foreach_clone(grads) if group["momentum"] != 0 else grads
+        return grads
     lr, wd = group["lr"], group["weight_decay"]
     # Trust ratios of all tensors as one vector; q = 1 where either norm is zero, i.e. d = g + wd * p.
     p_norm = torch.stack(torch._foreach_norm(params))
