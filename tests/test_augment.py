@@ -8,6 +8,7 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import RandomResizedCrop
 
 from genssl.augment import BatchAugment, ViewSpec, blur_kernel_size, ops, view_specs
+from genssl.augment.params import device_params, draw_view_params
 from genssl.config import load_schema, validate_config
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -115,6 +116,111 @@ def test_cuda_matches_cpu():
         torch.testing.assert_close(b.cpu(), a, rtol=0, atol=1e-4)
 
 
+def test_view_parameters_keep_their_stream_layout():
+    # The draws of every view, in this order, whatever the probabilities: a fixed random stream layout.
+    spec = ViewSpec(blur_p=0.5, solarize_p=0.2)
+    drawn = _gen(20)
+    params = draw_view_params(50, 20, 30, spec, 16, drawn)
+    gen = _gen(20)
+    boxes = ops.sample_crop_boxes(50, 20, 30, spec.crop_scale, spec.crop_ratio, gen)
+    u = torch.rand((50, 5), generator=gen, dtype=torch.float64)
+    v = torch.rand((50, 4), generator=gen, dtype=torch.float64)
+    order = torch.argsort(torch.rand((50, 4), generator=gen), dim=1)
+    w = torch.rand(50, generator=gen, dtype=torch.float64)
+    assert torch.equal(torch.rand(3, generator=drawn), torch.rand(3, generator=gen))  # nothing else drawn
+    assert torch.equal(params.boxes, boxes) and torch.equal(params.order, order)
+    coins = [params.flip, params.jitter, params.gray, params.blur, params.solarize]
+    for coin, column, p in zip(coins, u.unbind(1), (0.5, 0.8, 0.2, 0.5, 0.2), strict=True):
+        assert torch.equal(coin, column < p)
+    low = torch.tensor([1 - 0.4, 1 - 0.4, 1 - 0.2, -0.1], dtype=torch.float64)
+    high = torch.tensor([1 + 0.4, 1 + 0.4, 1 + 0.2, 0.1], dtype=torch.float64)
+    assert torch.equal(params.factors, (low + (high - low) * v).float())
+    lo, hi = 0.1 * 16 / 224, 2.0 * 16 / 224
+    assert torch.equal(params.sigma, lo + (hi - lo) * w)
+
+
+def _reference_view(image: torch.Tensor, params, i: int, spec: ViewSpec, size: int, kernel_size: int):
+    """View ``i`` of ``params`` made from torchvision's functional ops on one float image (3, H, W)."""
+    top, left, h, w = params.boxes[i].tolist()
+    x = TF.resized_crop(image, top, left, h, w, [size, size], antialias=False)
+    if params.flip[i]:
+        x = TF.horizontal_flip(x)
+    if params.jitter[i]:
+        adjust = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+        for op in params.order[i].tolist():
+            if op != ops.HUE or params.factors[i, op] != 0:
+                x = adjust[op](x, float(params.factors[i, op]))
+    if params.gray[i]:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).expand(3, -1, -1)
+    if params.blur[i]:
+        x = TF.gaussian_blur(x, [kernel_size, kernel_size], [float(params.sigma[i])] * 2)
+    if params.solarize[i]:
+        x = TF.solarize(x, spec.solarize_threshold)
+    return TF.normalize(x, list(MEAN.flatten().tolist()), list(STD.flatten().tolist()))
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_views_equal_torchvision_ops_with_the_drawn_parameters(method):
+    n, size = 40, 16
+    specs = view_specs(_views(method))
+    images = _images(n, 24, seed=21)
+    views = BatchAugment(specs, out_size=size)(images, _gen(22))
+    gen = _gen(22)
+    for spec, view in zip(specs, views, strict=True):
+        params = draw_view_params(n, 24, 24, spec, size, gen)
+        k = blur_kernel_size(spec, size)
+        expected = torch.stack([_reference_view(_unit(images)[i], params, i, spec, size, k) for i in range(n)])
+        torch.testing.assert_close(view, expected, rtol=0, atol=3e-5)
+
+
+def test_views_wait_on_nothing_from_the_device():
+    # On the meta device every read of a value on the host (item, bool, nonzero, tolist, .cpu()) raises.
+    specs = [*view_specs(_views("byol")), ViewSpec(jitter_p=0.5, grayscale_p=0.5, blur_p=0.5, solarize_p=0.5)]
+    images = torch.empty((6, 20, 20, 3), dtype=torch.uint8, device="meta")
+    for view in BatchAugment(specs, out_size=12)(images, _gen()):
+        assert view.device.type == "meta" and view.shape == (6, 3, 12, 12)
+
+
+def test_device_params_are_one_buffer_with_the_drawn_values():
+    spec = ViewSpec(blur_p=0.5, solarize_p=0.3)
+    params = draw_view_params(30, 20, 20, spec, 12, _gen(23))
+    moved = device_params(params, spec, 12, 5, torch.device("cpu"))
+    index, frac = ops.crop_taps(params.boxes, 12, params.flip)
+    assert torch.equal(moved.index, index) and moved.index.dtype == torch.int64 and torch.equal(moved.frac, frac)
+    assert torch.equal(moved.hue, params.factors[:, ops.HUE]) and torch.equal(moved.gray, params.gray.float())
+    assert torch.equal(moved.solarize, torch.where(params.solarize, 0.5, math.inf).float())
+    assert torch.equal(moved.kernels, ops.gaussian_kernels(params.sigma, 5, params.blur).float())
+    storages = {t.untyped_storage().data_ptr() for t in moved[1:] if t is not None}
+    assert len(storages) == 1  # all floats are views of one buffer: one copy to the device
+    plain = device_params(params, PLAIN, 12, 5, torch.device("cpu"))
+    assert plain.slots is None and plain.hue is None and plain.gray is None and plain.kernels is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_views_do_not_synchronise_with_the_host():
+    augment = BatchAugment(view_specs(_views("byol")), out_size=24)
+    images = _images(16, 32).cuda()
+    augment(images, _gen(5))  # warm-up: pinned host memory, kernels
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        views = augment(images, _gen(6))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for a, b in zip(views, augment(images.cpu(), _gen(6)), strict=True):
+        torch.testing.assert_close(a.cpu(), b, rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_views_equal_the_eager_ones():
+    specs = [ViewSpec(blur_p=0.5, solarize_p=0.5)]  # every op
+    eager, compiled = BatchAugment(specs, out_size=8), BatchAugment(specs, out_size=8, compile=True)
+    for n in (6, 5):  # a second batch size, as the last batch of an epoch: compiled again
+        images = _images(n, 10)
+        for a, b in zip(eager(images, _gen(n)), compiled(images, _gen(n)), strict=True):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+
+
 def test_float_images_are_taken_as_unit_range():
     images = _images(4, 20)
     augment = BatchAugment(view_specs(_views("simclr")), out_size=12)
@@ -128,7 +234,7 @@ def test_ops_with_probability_0_are_not_run(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("an op with probability 0 ran")
 
-    for name in ("color_jitter", "grayscale", "gaussian_blur", "solarize"):
+    for name in ("apply_jitter", "adjust_hue", "grayscale", "separable_blur", "solarize"):
         monkeypatch.setattr(ops, name, refuse)
     (view,) = BatchAugment([ViewSpec(flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)], out_size=8)(_images(4, 10), _gen())
     assert view.shape == (4, 3, 8, 8)
@@ -236,6 +342,7 @@ def test_grayscale_is_the_601_luma_in_three_channels():
     for c in range(3):
         torch.testing.assert_close(out[mask, c], luma[mask], rtol=0, atol=1e-6)
     assert torch.equal(out[~mask], x[~mask])
+    assert torch.equal(ops.grayscale(x, mask.float()), out)  # weights 0 / 1 select exactly, as the mask
     # Through the pipeline with p = 1: every sample grey.
     images = _images(3, 8)
     (view,) = BatchAugment([dataclasses.replace(PLAIN, grayscale_p=1.0)], out_size=8)(images, _gen())
@@ -246,10 +353,13 @@ def test_grayscale_is_the_601_luma_in_three_channels():
 
 def test_solarize_inverts_above_the_threshold():
     x = torch.rand(4, 3, 6, 6)
-    mask = torch.tensor([True, True, False, True])
-    out = ops.solarize(x, 0.3, mask)
-    expected = torch.where(x >= 0.3, 1 - x, x)
-    assert torch.equal(out[mask], expected[mask]) and torch.equal(out[~mask], x[~mask])
+    x[0, 0, 0, :3] = torch.tensor([0.3, 0.0, 1.0])  # at the threshold, and the ends
+    torch.testing.assert_close(ops.solarize(x, 0.3), TF.solarize(x, 0.3), rtol=0, atol=0)
+    per_sample = torch.tensor([0.3, 0.7, math.inf, 0.3])  # inf: left alone
+    out = ops.solarize(x, per_sample)
+    for i, t in enumerate(per_sample.tolist()):
+        assert torch.equal(out[i], torch.where(x[i] >= t, 1 - x[i], x[i]))
+    assert torch.equal(out[2], x[2])
 
 
 # --- colour jitter against torchvision ----------------------------------------------------------------------------
@@ -289,6 +399,36 @@ def test_color_jitter_applies_the_ops_in_each_samples_order():
         torch.testing.assert_close(out[i], expected, rtol=0, atol=1e-5)
 
 
+def test_color_jitter_leaves_the_samples_not_chosen_exactly_alone():
+    n = 8
+    x = torch.rand(n, 3, 5, 5, generator=_gen(16))
+    factors = torch.tensor([[1.3, 0.7, 1.2, 0.05]] * n)
+    order = torch.stack([torch.randperm(4, generator=_gen(i)) for i in range(n)])
+    chosen = torch.tensor([True, False] * 4)
+    out = ops.color_jitter(x, factors, order, chosen)
+    assert torch.equal(out[~chosen], x[~chosen])
+    torch.testing.assert_close(out[chosen], ops.color_jitter(x[chosen], factors[chosen], order[chosen]), rtol=0, atol=0)
+
+
+def test_jitter_slots_split_the_blends_around_the_hue_op():
+    b, c, s, h = ops.BRIGHTNESS, ops.CONTRAST, ops.SATURATION, ops.HUE
+    factors = torch.tensor([[1.1, 0.9, 0.8, 0.1], [1.1, 0.9, 0.8, 0.1], [1.1, 0.9, 0.8, 0.0]])
+    order = torch.tensor([[b, h, c, s], [h, s, b, c], [s, c, b, h]])
+    slots, hue_on = ops.jitter_slots(factors, order, chosen=torch.tensor([True, True, False]))
+    one = [1.0, 0.0, 0.0]
+    bright, contrast, saturation = [1.1, 0.0, 0.0], [0.9, 0.0, 0.1], [0.8, 0.2, 0.0]
+    expected = [
+        [bright, one, one, one, contrast, saturation],  # b | hue | c, s
+        [one, one, one, saturation, bright, contrast],  # hue | s, b, c
+        [one] * 6,  # not chosen
+    ]
+    torch.testing.assert_close(slots, torch.tensor(expected), rtol=0, atol=1e-7)
+    assert hue_on.tolist() == [True, True, False]
+    without_hue, _ = ops.jitter_slots(factors, order, hue=False)
+    torch.testing.assert_close(without_hue[0], torch.tensor([bright, contrast, saturation]), rtol=0, atol=1e-7)
+    torch.testing.assert_close(without_hue[2], torch.tensor([saturation, contrast, bright]), rtol=0, atol=1e-7)
+
+
 def test_pipeline_brightness_factors_span_their_range():
     spec = dataclasses.replace(PLAIN, jitter_p=1.0, brightness=0.4, contrast=0.0, saturation=0.0, hue=0.0)
     images = torch.full((500, 4, 4, 3), 100, dtype=torch.uint8)  # 100 * 1.4 < 255: never clamped
@@ -310,6 +450,15 @@ def test_blur_matches_torchvision_per_sample():
         out = ops.gaussian_blur(x, sigma, k)
         expected = torch.stack([TF.gaussian_blur(x[i], [k, k], [float(s), float(s)]) for i, s in enumerate(sigma)])
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_blur_with_the_unit_impulse_leaves_a_sample_exactly_alone():
+    x = torch.rand(4, 3, 9, 9, generator=_gen(17))
+    chosen = torch.tensor([True, False, False, True])
+    kernels = ops.gaussian_kernels(torch.tensor([0.8, 1.0, 1.5, 2.0]), 7, chosen).float()
+    out = ops.separable_blur(x, kernels)
+    assert torch.equal(out[~chosen], x[~chosen])
+    torch.testing.assert_close(out[chosen], ops.gaussian_blur(x[chosen], torch.tensor([0.8, 2.0]), 7), rtol=0, atol=0)
 
 
 def test_blur_keeps_a_constant_image_and_sizes_its_kernel():

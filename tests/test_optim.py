@@ -158,6 +158,132 @@ def test_lars_step_works_with_autograd_and_under_no_grad():
     assert not torch.equal(model.weight, before)
 
 
+class _LoopLARS(torch.optim.Optimizer):
+    """Reference: the LARS of genssl before the foreach rewrite, a Python loop of tensor ops per parameter."""
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0, eta=0.02, eps=1e-8, clip_lr=False, exclude=False):
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta, "eps": eps}
+        super().__init__(params, {**defaults, "clip_lr": clip_lr, "exclude": exclude})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["exclude"]:
+                    d = g.clone()
+                else:
+                    d = g.add(p, alpha=wd) if wd != 0 else g.clone()
+                    p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    q = group["eta"] * p_norm / (g_norm + wd * p_norm + group["eps"])
+                    if group["clip_lr"]:
+                        q = torch.clamp(q / lr, max=1.0)
+                    q = torch.where((p_norm != 0) & (g_norm != 0), q, torch.ones_like(q))
+                    d.mul_(q)
+                if momentum != 0:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = d
+                    else:
+                        buf.mul_(momentum).add_(d)
+                    d = buf
+                p.add_(d, alpha=-lr)
+
+
+#: Shapes of a small network's tensors: conv and linear weights, biases and normalisation parameters.
+SHAPES = [(8, 3, 3, 3), (8,), (8,), (16, 8, 3, 3), (16,), (10, 16), (10,), (5, 7)]
+
+
+def _group_kinds(params):
+    """One param group of every kind LARS knows, over consecutive slices of ``params``."""
+    return [
+        {"params": params[0:2]},  # regular
+        {"params": params[2:4], "weight_decay": 0.0, "exclude": True},  # biases / norms
+        {"params": params[4:5], "clip_lr": True, "lr": 0.002},  # q / lr clipped to 1
+        {"params": params[5:6], "clip_lr": True, "lr": 5.0},  # q / lr kept
+        {"params": params[6:7], "momentum": 0.0},  # no momentum buffer
+        {"params": params[7:8], "weight_decay": 0.0},  # adapted, without weight decay
+    ]
+
+
+def _tensors(seed, zero=()):
+    """Parameters of SHAPES (float32), those at the indices in ``zero`` initialised to zero."""
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        torch.nn.Parameter(torch.zeros(s) if i in zero else torch.randn(s, generator=gen)) for i, s in enumerate(SHAPES)
+    ]
+
+
+def _step_both(reference, ref_params, optimizer, params, gen, step, skip):
+    """The same random gradients (none for the tensors in ``skip``, zero for tensor 3 at step 5) to both, written
+    into the existing gradient tensors where there are some (as backward does), which a buffer must not share."""
+    for i, (a, b) in enumerate(zip(ref_params, params, strict=True)):
+        g = torch.randn(a.shape, generator=gen) * (0.0 if (i == 3 and step == 5) else 10.0 ** (i % 3 - 1))
+        if i in skip:
+            a.grad, b.grad = None, None
+        elif a.grad is None:
+            a.grad, b.grad = g.clone(), g.clone()
+        else:
+            a.grad.copy_(g)
+            b.grad.copy_(g)
+    reference.step()
+    optimizer.step()
+
+
+@pytest.mark.parametrize("zero", [(), (0, 2, 4, 7)], ids=["random-init", "zero-init"])
+def test_foreach_lars_equals_the_loop_over_20_steps_for_every_group_kind(zero):
+    ref_params, params = _tensors(0, zero), _tensors(0, zero)
+    kwargs = {"lr": 0.3, "momentum": 0.9, "weight_decay": 1e-4, "eta": 0.02}
+    reference, optimizer = _LoopLARS(_group_kinds(ref_params), **kwargs), LARS(_group_kinds(params), **kwargs)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(20):
+        skip = {1, 5} if step in (0, 7) else set()  # a first step without gradient: buffers start at different steps
+        _step_both(reference, ref_params, optimizer, params, gen, step, skip)
+        for a, b in zip(ref_params, params, strict=True):
+            assert torch.equal(a, b), f"step {step}: max diff {(a - b).abs().max():.3g}"
+    for a, b in zip(ref_params, params, strict=True):
+        assert set(reference.state[a]) == set(optimizer.state[b])
+        if "momentum_buffer" in reference.state[a]:
+            assert torch.equal(reference.state[a]["momentum_buffer"], optimizer.state[b]["momentum_buffer"])
+    assert "momentum_buffer" not in optimizer.state[params[6]]
+
+
+def test_foreach_lars_resumes_from_a_checkpoint_of_the_loop_lars():
+    ref_params, params = _tensors(2), _tensors(2)
+    kwargs = {"lr": 0.3, "momentum": 0.9, "weight_decay": 1e-4}
+    reference = _LoopLARS(_group_kinds(ref_params), **kwargs)
+    gen = torch.Generator().manual_seed(3)
+    for step in range(3):
+        _step_both(reference, ref_params, torch.optim.SGD(params, lr=0.0), params, gen, step, set())
+    optimizer = LARS(_group_kinds(params), **kwargs)
+    with torch.no_grad():
+        for a, b in zip(ref_params, params, strict=True):
+            b.copy_(a)
+    checkpoint = io.BytesIO()
+    torch.save(reference.state_dict(), checkpoint)
+    checkpoint.seek(0)
+    optimizer.load_state_dict(torch.load(checkpoint, weights_only=True))
+    for step in range(3, 8):
+        _step_both(reference, ref_params, optimizer, params, gen, step, set())
+    for a, b in zip(ref_params, params, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_lars_step_waits_on_nothing_from_the_device():
+    # On the meta device every read of a value on the host (item, bool, nonzero, tolist) raises.
+    params = [torch.nn.Parameter(torch.empty(s, device="meta")) for s in SHAPES]
+    for p in params:
+        p.grad = torch.empty_like(p)
+    optimizer = LARS(_group_kinds(params), lr=0.3, weight_decay=1e-4)
+    optimizer.step()
+    optimizer.step()
+    assert optimizer.state[params[0]]["momentum_buffer"].device.type == "meta"
+
+
 # --- build ---------------------------------------------------------------------------------------------------------
 
 
@@ -200,6 +326,25 @@ def test_build_optimizer(name, cls):
         assert opt.param_groups[0]["betas"] == (0.8, 0.99)
     else:
         assert opt.param_groups[0]["momentum"] == 0.8
+    if name != "lars":  # PyTorch's multi-tensor implementation, not its loop over parameters
+        assert opt.param_groups[0]["foreach"] is True and not opt.param_groups[0]["fused"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["sgd", "adamw", "lars"])
+def test_cuda_optimizers_are_fused_and_step_without_host_synchronisation(name):
+    model = _model().cuda().to(memory_format=torch.channels_last)
+    opt = build_optimizer(model.named_parameters(), name, lr=0.1, weight_decay=1e-4)
+    if name != "lars":
+        assert opt.param_groups[0]["fused"] is True
+    for _ in range(2):  # the first step creates the state, the second updates it
+        model(torch.randn(2, 3, 6, 6, device="cuda")).sum().backward()
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            opt.step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
 
 
 def test_build_optimizer_without_exclusion_and_with_default_extra_group_values():

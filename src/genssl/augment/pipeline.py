@@ -2,119 +2,55 @@
 
 Per view, in this order: random resized crop to ``out_size``, horizontal flip, colour jitter (random order per
 sample), grayscale, gaussian blur, solarize, normalise (float32 in [0, 1] until the normalisation). Every random
-parameter is drawn from the CPU ``torch.Generator`` passed to :meth:`BatchAugment.__call__`, in a fixed layout
-that does not depend on the probabilities (a view always draws its crop, then its flip, jitter, order, grayscale,
-blur and solarize numbers), and only then moved to the device: the views depend on the generator state and the
-images only, not on the device or on global random state. An op with probability 0 costs nothing; with
-probability 1 it applies to every sample; otherwise it runs on just the chosen samples (gathered, transformed and
-written back). The flip costs nothing: it reverses the crop's column taps.
+parameter is drawn from the CPU ``torch.Generator`` passed to :meth:`BatchAugment.__call__`
+(:func:`genssl.augment.params.draw_view_params`), turned into the tensors the ops run with and moved to the device
+in one copy. The rest is a fixed sequence of batched tensor ops that does not depend on the parameters' values: a
+sample an op leaves alone gets identity parameters, nothing is gathered or scattered by a mask and nothing is read
+back to the host, so the device never waits for the host. An op with probability 0 costs nothing; any other runs
+on the whole batch. The flip costs nothing: it reverses the crop's column taps. With ``compile``, the elementwise
+colour ops run through ``torch.compile``, which fuses them into a few kernels.
 
 On the CPU much of the time goes to page faults on freshly allocated intermediates (glibc returns large freed
 blocks to the system); a process can avoid that with ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``.
 """
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any
 
 import torch
 
 from genssl.augment import ops
+from genssl.augment.params import DeviceParams, device_params, draw_view_params
+from genssl.augment.spec import MEAN, STD, ViewSpec, blur_kernel_size, view_specs
+
+__all__ = ["MEAN", "STD", "BatchAugment", "ViewSpec", "blur_kernel_size", "colour", "finish", "view_specs"]
 
 
-@dataclass(frozen=True)
-class ViewSpec:
-    """The augmentations of one view. The defaults equal those of the schema's ``views_common`` (solo-learn's),
-    which is where the study's values come from; a test keeps the two equal."""
-
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop area fraction
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio range (sampled log-uniformly)
-    flip_p: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    grayscale_p: float = 0.2
-    blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.1, 2.0)  # in pixels AT 224 px; scaled by out_size / 224
-    solarize_p: float = 0.0
-    solarize_threshold: float = 0.5  # on [0, 1] intensities
+def colour(x: torch.Tensor, params: DeviceParams) -> torch.Tensor:
+    """The colour ops of a view before the blur: jitter and grayscale (each skipped where its ``params`` are None)."""
+    if params.slots is not None:
+        x = ops.apply_jitter(x, params.slots, params.hue, params.hue_on)
+    if params.gray is not None:
+        x = ops.grayscale(x, params.gray)
+    return x
 
 
-#: Per-channel mean and std every view is normalised with (ImageNet's, as solo-learn and lightly use).
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-_RANGES = ("crop_scale", "crop_ratio", "blur_sigma")
-_PER_VIEW = ("blur_p", "solarize_p")
-_SHARED = tuple(f.name for f in fields(ViewSpec) if f.name not in _PER_VIEW)
-
-
-def view_specs(config: dict[str, Any]) -> list[ViewSpec]:
-    """From a method's `views` config block: keys crop_scale, crop_ratio, flip_p, jitter_p, brightness, contrast,
-    saturation, hue, grayscale_p, blur_sigma, solarize_threshold (shared by both views) and blur_p, solarize_p
-    which are lists of one value per view (their length = number of views, normally 2).
-    Missing keys take the ViewSpec defaults.
-
-    The number of views is the length of ``blur_p`` / ``solarize_p`` (both must agree), or 2 when neither is given.
-    An unknown key raises ``ValueError`` (the schema allows none).
-    """
-    unknown = sorted(set(config) - set(_SHARED) - set(_PER_VIEW))
-    if unknown:
-        raise ValueError(f"views: unknown key(s) {', '.join(unknown)}; known: {', '.join(_SHARED + _PER_VIEW)}")
-    lengths = set()
-    for key in _PER_VIEW:
-        if key in config:
-            if not isinstance(config[key], list | tuple):
-                raise ValueError(f"views.{key}: expected a list of one probability per view, got {config[key]!r}")
-            lengths.add(len(config[key]))
-    if len(lengths) > 1:
-        raise ValueError(f"views: blur_p and solarize_p give different numbers of views ({sorted(lengths)})")
-    n_views = lengths.pop() if lengths else 2
-    shared: dict[str, Any] = {}
-    for key in _SHARED:
-        if key in config:
-            shared[key] = tuple(float(v) for v in config[key]) if key in _RANGES else float(config[key])
-    return [
-        ViewSpec(**shared, **{key: float(config[key][i]) for key in _PER_VIEW if key in config}) for i in range(n_views)
-    ]
-
-
-def blur_kernel_size(spec: ViewSpec, out_size: int) -> int:
-    """``2 ceil(3 sigma_max) + 1`` with ``sigma_max = blur_sigma[1] * out_size / 224``, at least 3, and with the
-    radius capped at ``out_size - 1`` (reflect padding needs it smaller than the image)."""
-    radius = max(1, math.ceil(3 * spec.blur_sigma[1] * out_size / 224))
-    return 2 * min(radius, max(out_size - 1, 0)) + 1
-
-
-def _coin(u: torch.Tensor, p: float) -> torch.Tensor | None:
-    """The samples an op with probability ``p`` touches (``u < p``): None when all of them (``p >= 1``)."""
-    return None if p >= 1 else u < p
-
-
-def _on_samples(
-    x: torch.Tensor, chosen: torch.Tensor | None, fn: Callable[..., torch.Tensor], *params: torch.Tensor
-) -> torch.Tensor:
-    """``fn(x, *params)`` on the samples where the CPU mask ``chosen`` is true (all when None); others as they are.
-
-    The chosen rows are gathered, transformed and written back into ``x`` in place (``x`` is the pipeline's own
-    intermediate); ``params`` are per-sample CPU tensors of which only the chosen rows are passed on.
-    """
-    if chosen is None:
-        return fn(x, *params)
-    idx = chosen.nonzero().squeeze(1)
-    if idx.numel() == 0:
-        return x
-    if idx.numel() == x.shape[0]:
-        return fn(x, *params)
-    idx_dev = idx.to(x.device)
-    return x.index_copy_(0, idx_dev, fn(x.index_select(0, idx_dev), *(p[idx] for p in params)))
+def finish(x: torch.Tensor, params: DeviceParams, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The ops of a view after the blur: solarize (skipped where ``params.solarize`` is None) and the normalisation
+    with ``mean`` and ``std`` (1, 3, 1, 1)."""
+    if params.solarize is not None:
+        x = ops.solarize(x, params.solarize)
+    return ops.normalize(x, mean, std)
 
 
 class BatchAugment:
-    """Turn a batch of images into one augmented, normalised batch per :class:`ViewSpec`."""
+    """Turn a batch of images into one augmented, normalised batch per :class:`ViewSpec`.
+
+    ``compile``: run :func:`colour` and :func:`finish`, the elementwise bulk of a view, through ``torch.compile``
+    (full graph; compiled per view spec on the first call, and once more, with a dynamic batch size, for the first
+    batch of another size), which fuses them into a few kernels. The crop and the blur stay eager (gathers and
+    convolutions, which compiling makes slower on the CPU). The views then equal the eager ones within float32
+    rounding, not bit for bit.
+    """
 
     def __init__(
         self,
@@ -122,6 +58,7 @@ class BatchAugment:
         out_size: int,
         mean: tuple[float, float, float] = MEAN,
         std: tuple[float, float, float] = STD,
+        compile: bool = False,
     ) -> None:
         if not views:
             raise ValueError("BatchAugment needs at least one view")
@@ -133,6 +70,8 @@ class BatchAugment:
         self.std = tuple(float(s) for s in std)
         self._kernel_sizes = [blur_kernel_size(v, out_size) for v in self.views]
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._colour: Callable[..., torch.Tensor] = torch.compile(colour, fullgraph=True) if compile else colour
+        self._finish: Callable[..., torch.Tensor] = torch.compile(finish, fullgraph=True) if compile else finish
 
     def _mean_std(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if device not in self._stats:
@@ -165,29 +104,9 @@ class BatchAugment:
 
     def _view(self, images: torch.Tensor, spec: ViewSpec, kernel_size: int, generator: torch.Generator) -> torch.Tensor:
         n, _, height, width = images.shape
-        size = self.out_size
-        # Every draw, always, in this order (so the stream layout does not depend on the probabilities).
-        boxes = ops.sample_crop_boxes(n, height, width, spec.crop_scale, spec.crop_ratio, generator)
-        u = torch.rand((n, 5), generator=generator, dtype=torch.float64)  # flip, jitter, gray, blur, solarize
-        u_factors = torch.rand((n, 4), generator=generator, dtype=torch.float64)
-        order = torch.argsort(torch.rand((n, 4), generator=generator), dim=1)
-        u_sigma = torch.rand(n, generator=generator, dtype=torch.float64)
-
-        x = ops.resized_crop(images, boxes, size, flip=u[:, 0] < spec.flip_p if spec.flip_p > 0 else None)
-        if spec.jitter_p > 0:
-            strength = torch.tensor([spec.brightness, spec.contrast, spec.saturation], dtype=torch.float64)
-            low = torch.cat([(1 - strength).clamp(min=0), torch.tensor([-spec.hue], dtype=torch.float64)])
-            high = torch.cat([1 + strength, torch.tensor([spec.hue], dtype=torch.float64)])
-            factors = (low + (high - low) * u_factors).to(torch.float32)
-            x = _on_samples(x, _coin(u[:, 1], spec.jitter_p), ops.color_jitter, factors, order)
-        if spec.grayscale_p > 0:
-            x = _on_samples(x, _coin(u[:, 2], spec.grayscale_p), ops.grayscale)
-        if spec.blur_p > 0 and kernel_size > 1:
-            lo, hi = (s * size / 224 for s in spec.blur_sigma)
-            sigma = lo + (hi - lo) * u_sigma
-            x = _on_samples(x, _coin(u[:, 3], spec.blur_p), lambda t, s: ops.gaussian_blur(t, s, kernel_size), sigma)
-        if spec.solarize_p > 0:
-            threshold = spec.solarize_threshold
-            x = _on_samples(x, _coin(u[:, 4], spec.solarize_p), lambda t: ops.solarize(t, threshold))
-        mean, std = self._mean_std(x.device)
-        return ops.normalize(x, mean, std).contiguous()
+        params = draw_view_params(n, height, width, spec, self.out_size, generator)
+        on_device = device_params(params, spec, self.out_size, kernel_size, images.device)
+        x = self._colour(ops.resample(images, on_device.index, on_device.frac), on_device)
+        if on_device.kernels is not None:
+            x = ops.separable_blur(x, on_device.kernels)
+        return self._finish(x, on_device, *self._mean_std(images.device)).contiguous()

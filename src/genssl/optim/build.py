@@ -60,6 +60,15 @@ def scaled_lr(base_lr: float, batch_size: int) -> float:
     return base_lr * batch_size / 256
 
 
+def multi_tensor_implementation(params: Iterable[torch.Tensor]) -> dict[str, bool]:
+    """The keyword that makes ``torch.optim.SGD`` / ``AdamW`` update all parameters at once: ``{"fused": True}``
+    (one kernel per step) when every parameter is a floating-point CUDA tensor, else ``{"foreach": True}``."""
+    params = list(params)
+    if params and all(p.is_cuda and p.is_floating_point() for p in params):
+        return {"fused": True}
+    return {"foreach": True}
+
+
 def build_optimizer(
     named_params: Iterable[tuple[str, torch.nn.Parameter]],
     name: str,
@@ -78,7 +87,9 @@ def build_optimizer(
     are split by :func:`decay_groups` into a regular group (``weight_decay``) and an excluded group
     (weight decay 0, and ``exclude=True`` for LARS); otherwise they form one regular group. Empty groups are left
     out. SGD is ``torch.optim.SGD`` with ``momentum``, LARS is :class:`genssl.optim.lars.LARS` with ``momentum`` and
-    ``eta``, AdamW is ``torch.optim.AdamW`` with ``betas`` and ``eps``.
+    ``eta``, AdamW is ``torch.optim.AdamW`` with ``betas`` and ``eps``; SGD and AdamW run PyTorch's fused (CUDA) or
+    foreach implementation (see :func:`multi_tensor_implementation`), chosen from the parameters' device, so build
+    the optimiser after moving the model.
 
     ``extra_groups`` (e.g. a predictor or a linear probe with its own learning rate) are appended as given, after
     the model's groups: each dict has ``"params"`` and optionally ``"lr"`` / ``"weight_decay"`` (defaulting to
@@ -99,12 +110,14 @@ def build_optimizer(
         groups.append(group)
 
     optimizer: torch.optim.Optimizer
-    if name == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    elif name == "lars":
+    if name == "lars":
         optimizer = LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        impl = multi_tensor_implementation(p for g in groups for p in g["params"])
+        if name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, **impl)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, **impl)
     for group in optimizer.param_groups:
         group["initial_lr"] = group["lr"]
     return optimizer

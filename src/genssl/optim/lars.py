@@ -14,6 +14,11 @@ For each parameter ``p`` with gradient ``g`` in a group with learning rate ``lr`
 
 Then, as in ``torch.optim.SGD`` without dampening or Nesterov: ``buf = d`` on a parameter's first step and
 ``buf = m * buf + d`` afterwards, and ``p = p - lr * buf``. Norms are Euclidean norms over the whole tensor.
+
+The step runs on all the tensors of a param group at once (per device and dtype): ``torch._foreach_*`` ops for
+the elementwise work and the norms, and the trust ratios of a group as one vector, so the number of kernels does
+not grow with the number of parameters (bar the scaling ``d = q d``, one multiplication per tensor inside a
+single ``_foreach_mul_``) and nothing waits on the device.
 """
 
 from collections.abc import Callable, Iterable
@@ -70,29 +75,49 @@ class LARS(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["exclude"]:
-                    d = g.clone()
-                else:
-                    d = g.add(p, alpha=wd) if wd != 0 else g.clone()
-                    # Branch-free (no host synchronisation): q = 1 where either norm is zero, i.e. d = g + wd * p.
-                    p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
-                    q = group["eta"] * p_norm / (g_norm + wd * p_norm + group["eps"])
-                    if group["clip_lr"]:
-                        q = torch.clamp(q / lr, max=1.0)
-                    q = torch.where((p_norm != 0) & (g_norm != 0), q, torch.ones_like(q))
-                    d.mul_(q)
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = d
-                    else:
-                        buf.mul_(momentum).add_(d)
-                    d = buf
-                p.add_(d, alpha=-lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grouped = self._group_tensors_by_device_and_dtype([params, [p.grad for p in params]])
+            for (device_params, device_grads), _ in grouped.values():
+                directions = _directions(device_params, device_grads, group)
+                if group["momentum"] != 0:
+                    directions = self._momentum(device_params, directions, group["momentum"], group["exclude"])
+                torch._foreach_add_(device_params, directions, alpha=-group["lr"])
         return loss
+
+    def _momentum(
+        self, params: list[torch.Tensor], directions: list[torch.Tensor], momentum: float, shared: bool
+    ) -> list[torch.Tensor]:
+        """``buf = d`` for the parameters without a buffer yet (a copy of ``d`` where the directions are ``shared``
+        with the gradients), ``buf = m * buf + d`` for the others; returns the buffers."""
+        states = [self.state[p] for p in params]
+        old = [i for i, state in enumerate(states) if "momentum_buffer" in state]
+        if old:
+            buffers = [states[i]["momentum_buffer"] for i in old]
+            torch._foreach_mul_(buffers, momentum)
+            torch._foreach_add_(buffers, [directions[i] for i in old])
+        for state, d in zip(states, directions, strict=True):
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = d.clone() if shared else d
+        return [state["momentum_buffer"] for state in states]
+
+
+def _directions(params: list[torch.Tensor], grads: list[torch.Tensor], group: dict[str, Any]) -> list[torch.Tensor]:
+    """The update directions ``d`` of the module docstring for tensors of one device and dtype: new tensors, or the
+    gradients themselves in an excluded group (``d = g``)."""
+    if group["exclude"]:
+        return grads
+    lr, wd = group["lr"], group["weight_decay"]
+    # Trust ratios of all tensors as one vector; q = 1 where either norm is zero, i.e. d = g + wd * p.
+    p_norm = torch.stack(torch._foreach_norm(params))
+    g_norm = torch.stack(torch._foreach_norm(grads))
+    q = group["eta"] * p_norm / (g_norm + wd * p_norm + group["eps"])
+    if group["clip_lr"]:
+        q = torch.clamp(q / lr, max=1.0)
+    q = torch.where((p_norm != 0) & (g_norm != 0), q, torch.ones_like(q))
+    if wd == 0:
+        return torch._foreach_mul(grads, q.unbind())
+    directions = torch._foreach_add(grads, params, alpha=wd)
+    torch._foreach_mul_(directions, q.unbind())
+    return directions
