@@ -120,10 +120,10 @@ class Setup:
         self.device, self.batch = device, pcfg["batch_size"]
         size = config["datasets"]["synthetic"]["image_size"]
         plan = StepPlan.resolve(config, method_name, num_train)
-        self.total_steps = plan.total_steps
-        schedule = WarmupCosine(plan.total_steps, 0)
+        self.total_steps = 100_000  # a schedule longer than any timing (S-DIET's catch-up indexes it by step)
+        schedule = WarmupCosine(self.total_steps, 0)
         self.out = Path(tempfile.mkdtemp(prefix="gpu-step-"))  # S-DIET's head files
-        context = RunContext(num_train, plan.total_steps, lambda t: plan.lr * schedule.factor(t - 1), self.out, 0)
+        context = RunContext(num_train, self.total_steps, lambda t: plan.lr * schedule.factor(t - 1), self.out, 0)
         torch.manual_seed(0)
         backbone, dim = build_backbone(pcfg["backbone"])
         self.method = build_method(method_name, backbone, dim, mcfg, context).to(device).train()
