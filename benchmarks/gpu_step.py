@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=15, help="DataLoader workers of the peer-style pipeline")
-    parser.add_argument("--compile", action="store_true", help="also time genssl pretrain with pretrain.compile")
+    parser.add_argument("--compile", nargs="*", default=[], help="methods also timed with pretrain.compile: true")
     parser.add_argument("--sdiet-n", type=int, default=100_000, help="N of the S-DIET vs DIET comparison (0: skip)")
     parser.add_argument("--small", action="store_true", help="CPU sizes: 1/4 image side, batch 32, 512 images")
     parser.add_argument("--out", help="also write the figures as JSON here")
@@ -311,7 +311,7 @@ def main() -> None:
                 setup.close()
                 if args.pretrain_methods is None or method in args.pretrain_methods:
                     row["pretrain"] = pretrain_rate(config, method, store, root / f"{shape}-{method}")
-                    if args.compile:
+                    if method in args.compile:
                         compiled = study(method, backbone, size, batch, args.device, args.epochs)
                         compiled["pretrain"]["compile"] = True
                         row["compiled"] = pretrain_rate(compiled, method, store, root / f"{shape}-{method}-c")
