@@ -1,6 +1,7 @@
 """The Stable Diffusion backends on tiny random pipelines (tests/tiny_pipelines.py), through ``load_*`` and
 ``generate``: shapes, determinism in (seed, image index, variant), independence of batch size and batch-mates,
-the paper's sampler settings, and the errors for a missing or wrong weights directory."""
+shared image embeddings, the paper's sampler settings, the speed settings, and the errors for a missing or wrong
+weights directory."""
 
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from diffusers import DDIMScheduler
 
 from genssl.config import validate_config
 from genssl.errors import GensslError
+from genssl.generate.base import resize_images, to_uint8_images, variant_generators
 from genssl.generate.stable_diffusion import load_sd_image_variation, load_sd_unclip
 from tests.tiny_pipelines import BUILDERS, SIZE
 
@@ -169,3 +171,64 @@ def test_conditioning_features_are_the_pipelines_clip_image_embeddings(backend, 
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(features[0], features[1])  # different images, different embeddings
     np.testing.assert_allclose(generator.conditioning_features(images[:1]), features[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_shared_image_embeddings_give_the_per_variant_embeddings_output(backend, weights, sources):
+    """generate() encodes each source once for its K variants; encoding every variant's copy of the source is the
+    same computation on more rows (CLIP's batch shape may move a value by one level)."""
+    images, indices = sources
+    generator = load(backend, weights[backend], batch_size=6)
+    shared = generator.generate(images, indices, 0, OUT)
+    conditions = generator.encode(np.repeat(images, 2, axis=0))
+    with torch.inference_mode():
+        samples = generator.sample(conditions, variant_generators(0, "gen", indices, 2))
+    per_variant = to_uint8_images(resize_images(samples.float(), OUT)).reshape(shared.shape)
+    assert_same_up_to_rounding(per_variant, shared)
+
+
+def test_embeddings_enter_the_pipeline_as_the_images_did(backend, weights, sources):
+    """The pipeline called on the precomputed embeddings (and unCLIP's prompt embeddings encoded once) gives what
+    it gives when called on the CLIP inputs and the prompt, one call per batch (the backend before sharing)."""
+    images, indices = sources
+    generator = load(backend, weights[backend])
+    generators = variant_generators(0, "gen", indices, 1)
+    with torch.inference_mode():
+        embedded = generator.sample(generator.encode(images), generators)
+        direct = generator.pipe(
+            image=generator.clip_input(images),
+            generator=variant_generators(0, "gen", indices, 1),
+            num_inference_steps=10,
+            guidance_scale=generator.guidance_scale,
+            output_type="pt",
+            **generator.call_kwargs(len(images)),
+        ).images
+    torch.testing.assert_close(embedded, direct, atol=2e-3, rtol=0)
+    assert embedded.std() > 0.05
+
+
+def test_pipeline_size_sets_the_generated_side(backend, weights, sources):
+    images, indices = sources
+    native = load(backend, weights[backend])
+    smaller = load(backend, weights[backend], pipeline_size=16)
+    with torch.inference_mode():
+        assert native.sample(native.encode(images[:1]), variant_generators(0, "gen", indices[:1], 1)).shape[-1] == SIZE
+        assert smaller.sample(smaller.encode(images[:1]), variant_generators(0, "gen", indices[:1], 1)).shape[-1] == 16
+    assert smaller.generate(images[:1], indices[:1], 0, OUT).shape == (1, 2, OUT, OUT, 3)
+
+
+def test_a_failing_compiler_falls_back_to_the_eager_unet(weights, sources, monkeypatch, caplog):
+    images, indices = sources
+    eager = load("sd_unclip", weights["sd_unclip"]).generate(images[:1], indices[:1], 0, OUT)
+
+    def broken(function, **options):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken)
+    generator = load("sd_unclip", weights["sd_unclip"], compile=True)
+    with caplog.at_level("WARNING", logger="genssl.generate.stable_diffusion"):
+        np.testing.assert_array_equal(generator.generate(images[:1], indices[:1], 0, OUT), eager)
+    assert "torch.compile of the UNet failed; running it eagerly: no C++ compiler found" in caplog.text
+    assert caplog.text.count("torch.compile of the UNet failed") == 1  # once, then eager for good

@@ -10,6 +10,7 @@ import torch
 
 from genssl.config import validate_config
 from genssl.errors import ConfigError, GensslError
+from genssl.generate.base import to_uint8_images, variant_generators
 from genssl.generate.icdiffusion import load_icdiffusion, train_icdiffusion
 from genssl.generate.icdiffusion.model import ConditionedUNet, build_unet
 from genssl.models import build_backbone
@@ -124,6 +125,18 @@ def test_generated_variants_are_deterministic_and_independent_of_the_batch(train
     subset = [6, 1, 3]
     reordered = _generate(out, (images[subset], indices[subset]), generator_config(variants=5, batch_size=7))
     np.testing.assert_array_equal(reordered, many[subset])
+
+
+def test_shared_conditions_give_exactly_the_per_variant_conditions_output(trained, sources):
+    """generate() encodes each source once for its K variants; encoding every variant's copy is bit-identical
+    (the networks run micro-batches of a fixed shape)."""
+    out, _ = trained
+    images, indices = sources
+    generator = load_icdiffusion("ic", generator_config(), CPU, torch.float32, out)
+    shared = generator.generate(images, indices, 0, 16)
+    conditions = generator.encode(np.repeat(images, 2, axis=0))
+    samples = generator.sample(conditions, variant_generators(0, "ic", indices, 2))
+    np.testing.assert_array_equal(to_uint8_images(samples).reshape(shared.shape), shared)
 
 
 @pytest.mark.parametrize("settings", [{"guidance_scale": 3.0}, {"sampler": "dpm_solver"}])

@@ -17,17 +17,20 @@ from genssl.errors import GensslError
 
 
 def check_writable(final: str | os.PathLike[str]) -> None:
-    """Refuse, before any work, an artifact path whose directory cannot be created or written to (the artifact is
-    written into a temporary sibling there)."""
+    """Refuse, before any work, an artifact path that cannot be written: the nearest existing directory above it
+    (where its missing parents would be created) must let this process create a file. Nothing is left behind."""
     parent = Path(final).absolute().parent
+    while not parent.exists():
+        parent = parent.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
         probe = parent / f".genssl-write-check-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as err:
         raise GensslError(
-            f"{final}: cannot write it ({err.strerror} in {parent}); fix the directory's permissions or write "
+            f"{final}: cannot write it ({err.strerror}: {parent}); fix the directory's permissions or write "
             "elsewhere (--out)"
         ) from None
 

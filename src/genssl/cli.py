@@ -122,7 +122,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     weights = args.weights
     if weights is None and gen["backend"] in TRAINED:
         weights = generator_dir(config, args.generator)
-    if args.shard is not None:
+    if args.estimate:
+        from genssl.generate.estimate import estimate
+
+        plan = generation.GenerationPlan(config, args.generator, data, None if weights is None else Path(weights))
+        print(estimate(plan).summary())
+    elif args.shard is not None:
         generation.generate_shard(config, args.generator, args.shard, data, out, weights)
     elif args.gather:
         generation.gather_store(config, args.generator, data, out, weights)
@@ -330,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     step = gen.add_mutually_exclusive_group()
     step.add_argument("--shard", type=int, help="write only this shard (0-based) into OUT.shards/")
     step.add_argument("--gather", action="store_true", help="only gather the finished shards into OUT")
+    step.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the projected device-hours and disk size of the whole store from a short timed batch; "
+        "generate nothing",
+    )
     gen.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     gen.set_defaults(func=_cmd_generate)
 

@@ -103,8 +103,10 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
 
 #: The keys of `generators.*` that only some backends take.
 BACKEND_KEYS = {
-    "sd_unclip": {"path", "input_size", "guidance_scale", "noise_level", "prompt", "inference_steps"},
-    "sd_image_variation": {"path", "input_size", "guidance_scale", "inference_steps"},
+    "sd_unclip": {"path", "input_size", "guidance_scale", "noise_level", "prompt", "inference_steps"}
+    | {"pipeline_size", "channels_last", "compile"},
+    "sd_image_variation": {"path", "input_size", "guidance_scale", "inference_steps"}
+    | {"pipeline_size", "channels_last", "compile"},
     "icdiffusion": {"guidance_scale", "conditioning", "neighbours", "unet", "train", "sampler", "inference_steps"},
     "icgan": {"conditioning", "neighbours", "truncation", "architecture", "train", "resolution"},
     "icgan_pretrained": {"generator_path", "encoder_path", "truncation", "architecture", "input_size", "resolution"},

@@ -20,6 +20,7 @@ import numpy as np
 from genssl import __version__
 from genssl.config import generator_config
 from genssl.errors import ConfigError, GensslError
+from genssl.generate.estimate import device_name, projection, timed_call
 from genssl.generate.preview import COLUMNS, ROWS, save_preview
 from genssl.generate.registry import TRAINED, load_generator
 from genssl.generate.variant_store import (
@@ -55,10 +56,6 @@ def shards_root(out_dir: str | os.PathLike[str]) -> Path:
     return out.with_name(out.name + ".shards")
 
 
-def _encoding(requested: str, size: int) -> str:
-    return ("raw" if size <= 64 else "jpeg") if requested == "auto" else requested
-
-
 class GenerationPlan:
     """What every shard of one generation agrees on: sources, settings, fingerprint."""
 
@@ -78,6 +75,12 @@ class GenerationPlan:
         self.size = self.data.shape[0]
         self.sources = self.data.split("train")
         self.fingerprint = fingerprint(data_dir, name, self.gen, self.seed, weights_digest(weights_dir))
+
+    @property
+    def encoding(self) -> str:
+        """The store's image encoding: ``encoding``, where ``auto`` is raw up to 64 px and JPEG above."""
+        requested = self.gen["encoding"]
+        return ("raw" if self.size <= 64 else "jpeg") if requested == "auto" else requested
 
     @property
     def per_call(self) -> int:
@@ -102,15 +105,22 @@ class GenerationPlan:
 
 
 def _batches(plan: GenerationPlan, info: dict[str, Any]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The shard's ``generate()`` calls; the second (or only) call, timed with the encoding of its variants, gives
+    the log's projection of the whole store (:mod:`genssl.generate.estimate`)."""
     generator = load_generator(plan.name, plan.gen, plan.weights_dir)
     per_call = plan.per_call
     positions = range(info["start"], info["stop"], per_call)
     started, done, k = time.perf_counter(), 0, plan.gen["variants"]
     samples = (info["stop"] - info["start"]) * k
     with progress_bar(samples, desc=f"{plan.name} shard {info['shard']}", unit="img") as bar:  # generated images/s
-        for start in positions:
+        for call, start in enumerate(positions):
             indices = plan.sources[start : min(start + per_call, info["stop"])]
-            variants = generator.generate(plan.data.get_batch(indices), indices, plan.seed, plan.size)
+            if call == 1 or len(positions) == 1:
+                variants, seconds, stored = timed_call(generator, plan, indices)
+                timed = projection(plan, seconds, variants.shape[0] * k, stored, device_name(generator))
+                log.info("shard %d: projected from call %d: %s", info["shard"], call, timed.summary())
+            else:
+                variants = generator.generate(plan.data.get_batch(indices), indices, plan.seed, plan.size)
             done += len(indices)
             bar.update(len(indices) * k)
             yield indices, plan.data.labels[indices], variants
@@ -141,8 +151,7 @@ def generate_shard(
     if shard_is_complete(directory, info):
         log.info("shard %d of %s is already complete: %s", shard, name, directory)
         return directory
-    encoding = _encoding(plan.gen["encoding"], plan.size)
-    write_shard(directory, info, _batches(plan, info), (plan.size, plan.size, 3), encoding)
+    write_shard(directory, info, _batches(plan, info), (plan.size, plan.size, 3), plan.encoding)
     return directory
 
 

@@ -35,8 +35,9 @@ from genssl.store.manifest import MANIFEST, read_manifest, sha256_file, write_ma
 
 SOURCES = "sources.npy"
 SHARD_INFO = "shard.json"
-#: Generator settings that do not change the generated images (batching and placement only).
-NON_CONTENT_KEYS = ("shards", "batch_size", "device")
+#: Generator settings that do not change the generated images (batching, placement and kernel choice, which move
+#: values by rounding only).
+NON_CONTENT_KEYS = ("shards", "batch_size", "device", "channels_last", "compile")
 
 
 def fingerprint(

@@ -100,19 +100,23 @@ class ICDiffusionGenerator(VariantGenerator):
         return unconditional + self.config["guidance_scale"] * (conditional - unconditional)
 
     @torch.inference_mode()
-    def sample(self, images: np.ndarray, generators: list[torch.Generator]) -> torch.Tensor:
-        """One variant per source image: float (B, 3, S, S) in [0, 1] at the training size S."""
-        if len(images) != len(generators):
-            raise ValueError(f"{len(images)} images but {len(generators)} generators")
+    def encode(self, images: np.ndarray) -> torch.Tensor:
+        """The condition embedding c (B, E) of each source image."""
+        return self._embed(to_float_images(images).to(self.device))
+
+    @torch.inference_mode()
+    def sample(self, conditions: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """One variant per condition row: float (B, 3, S, S) in [0, 1] at the training size S."""
+        if len(conditions) != len(generators):
+            raise ValueError(f"{len(conditions)} conditions but {len(generators)} generators")
         size = self.image_size
-        cond = self._embed(to_float_images(images).to(self.device))
         guided = self.config["guidance_scale"] != 1
         scheduler = sampling_scheduler(self.config["sampler"], self.training_schedule)
         scheduler.set_timesteps(self.config["inference_steps"], device=self.device)
         noise = torch.stack([torch.randn((3, size, size), generator=g) for g in generators])
         x = noise.to(self.device) * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
-            velocity = self._predict(scheduler.scale_model_input(x, t), t, cond, guided)
+            velocity = self._predict(scheduler.scale_model_input(x, t), t, conditions, guided)
             x = scheduler.step(velocity, t, x).prev_sample
         return x.add(1).div(2).clamp(0, 1)
 

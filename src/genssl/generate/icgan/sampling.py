@@ -13,7 +13,8 @@ z depends on nothing but that generator (no rejection loop whose length would de
 Batch independence: G runs in eval mode, where its batch norms use their stored statistics and its spectral norms
 do not update, so a sample's result depends on its own (z, h) only; the encoder and G run on chunks of exactly
 :data:`~genssl.generate.micro_batches.MICRO_BATCH` rows (:func:`~genssl.generate.micro_batches.in_micro_batches`),
-so their bits do not depend on the batch shape either.
+so their bits do not depend on the batch shape either, nor on h being encoded once per source image (as
+:meth:`~genssl.generate.base.VariantGenerator.generate` does) or once per variant.
 """
 
 from collections.abc import Callable
@@ -71,16 +72,19 @@ class ICGANVariants(VariantGenerator):
         return self._features(np.asarray(images)).cpu().numpy()
 
     @torch.inference_mode()
-    def sample(self, images: np.ndarray, generators: list[torch.Generator]) -> torch.Tensor:
-        """One variant per source image: float (B, 3, R, R) in [0, 1] at the generator's resolution R."""
-        if len(images) != len(generators):
-            raise ValueError(f"{len(images)} images but {len(generators)} generators")
-        features = F.normalize(self._features(images), dim=1)
-        if self.condition is not None:
-            features = self.condition(features)
+    def encode(self, images: np.ndarray) -> torch.Tensor:
+        """G's condition c(h) of each source image, h = f(x) / ||f(x)||_2 (B, F) on the device."""
+        features = F.normalize(self._features(np.asarray(images)), dim=1)
+        return features if self.condition is None else self.condition(features)
+
+    @torch.inference_mode()
+    def sample(self, conditions: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """One variant per condition row: float (B, 3, R, R) in [0, 1] at the generator's resolution R."""
+        if len(conditions) != len(generators):
+            raise ValueError(f"{len(conditions)} conditions but {len(generators)} generators")
         noise = truncated_noise(generators, self.generator.dim_z, self.config["truncation"]).to(self.device)
 
         def generate(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
             return self.generator(z.to(self.dtype), h.to(self.dtype)).float()
 
-        return in_micro_batches(generate, noise, features).add(1).div(2).clamp(0, 1)
+        return in_micro_batches(generate, noise, conditions).add(1).div(2).clamp(0, 1)
