@@ -54,11 +54,11 @@ def _variant_store(path: Path, store: ImageStore, k: int, rng: np.random.Generat
 
 def _rate(loader, sampler, augment, batches: int, epoch: int, views: bool) -> float:
     sampler.set_epoch(epoch)
-    generator = torch.Generator().manual_seed(epoch)
+    rng = torch.Generator().manual_seed(epoch)
     started, images = time.perf_counter(), 0
     for step, (batch, _) in enumerate(loader):
         if views:
-            augment(batch, generator)
+            augment(batch, rng)
         images += batch.shape[-4]
         if step + 1 == batches:
             break

@@ -46,7 +46,7 @@ from genssl.devices import autocast_dtype
 from genssl.methods import Method, RunContext, build_method
 from genssl.models import build_backbone
 from genssl.optim import WarmupCosine, scaled_lr
-from genssl.train.trainer import _optimizer, train_step
+from genssl.train.trainer import method_optimizer, train_step
 
 MIB = 2**20
 MEMORY_RATIO_TARGET = 0.55
@@ -90,23 +90,31 @@ class Run:
         torch.manual_seed(0)
         backbone, feature_dim = build_backbone(spec["backbone"])
         self.method: Method = build_method(name, backbone, feature_dim, mcfg, context).to(device).train()
-        self.optimizer = _optimizer(self.method, mcfg, lr)
+        self.optimizer = method_optimizer(self.method, mcfg, lr)
         self.autocast_dtype = autocast_dtype("auto", device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.augment = BatchAugment(view_specs(mcfg["views"]), out_size=self.size)
         self.method.open_external(None, self.step)  # a fresh head, start_step steps done
-        self.rng = np.random.default_rng(1)
         self.images = torch.randint(
             0, 256, (self.batch, self.size, self.size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
         ).to(device)
-        self.generator = torch.Generator().manual_seed(2)
+        self.rng = torch.Generator().manual_seed(2)
+
+    def _rows(self, k: int) -> np.ndarray:
+        """The rows of step ``k``: the ``k``-th batch of a seeded permutation of [0, N) per pass (distinct rows,
+        known ahead as the trainer's sampler knows them)."""
+        per_pass = self.n // self.batch
+        order = np.random.default_rng([1, k // per_pass]).permutation(self.n)
+        return order[(k % per_pass) * self.batch : (k % per_pass + 1) * self.batch].astype(np.int64)
 
     def train_step(self) -> float:
-        """One trainer step on B distinct random rows of [0, N); returns its wall time in seconds."""
-        rows = self.rng.choice(self.n, self.batch, replace=False)  # O(B) memory, whatever N
-        indices = torch.from_numpy(rows.astype(np.int64)).to(self.device)
+        """One trainer step on the next B rows, with the next batch's rows named first as the trainer does
+        (S-DIET reads them ahead); returns its wall time in seconds."""
+        host = torch.from_numpy(self._rows(self.step))
+        indices = host if self.method.host_indices else host.to(self.device)
         self.schedule.set_step(self.optimizer, self.step)
         start = time.perf_counter()
+        self.method.prefetch_external(torch.from_numpy(self._rows(self.step + 1)))
         train_step(
             self.method,
             self.method,
@@ -115,7 +123,7 @@ class Run:
             self.augment,
             self.images,
             indices,
-            self.generator,
+            self.rng,
             self.step,
             self.total_steps,
             self.autocast_dtype,

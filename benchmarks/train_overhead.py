@@ -66,10 +66,10 @@ def measure(name: str, config: dict, batch: int, size: int, steps: int) -> tuple
     WarmupCosine(1000, 0).set_step(optimizer, 0)
     augment = BatchAugment(view_specs(mcfg["views"]), out_size=size)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    generator = torch.Generator().manual_seed(1)
+    rng = torch.Generator().manual_seed(1)
 
     def full() -> None:
-        train_step(method, method, optimizer, scaler, augment, images, indices, generator, 0, 1000)
+        train_step(method, method, optimizer, scaler, augment, images, indices, rng, 0, 1000)
 
     bare_net, _ = build_backbone(config["pretrain"]["backbone"])
     bare_net.train()

@@ -1,6 +1,7 @@
 """DIET and S-DIET: the multistep AdamW catch-up, the disk-backed head against an in-memory reference, the head
 store's write ordering, resume byte identity with the writer in flight, and bad input."""
 
+import itertools
 import math
 import os
 import signal
@@ -228,6 +229,52 @@ def test_sdiet_steps_equal_adamw_on_the_whole_head_in_memory(tmp_path, eps, atol
     assert np.abs(got - initial).max() > 1e-2  # the head moved
 
 
+def _train_sdiet(out, batches: list[np.ndarray], ahead: bool) -> dict[str, bytes]:
+    """S-DIET steps over ``batches``, naming each next batch before a step when ``ahead`` (as the trainer does);
+    the bytes of the head files and of the parameters."""
+    config = _config({})
+    method, context = _sdiet(config, out, 12, len(batches))
+    method.open_external(None, 0)
+    optimizer = torch.optim.AdamW(method.parameters(), lr=1.0)
+    g = torch.Generator().manual_seed(5)
+    for t, rows in enumerate(batches, start=1):
+        if ahead and t < len(batches):
+            method.prefetch_external(torch.from_numpy(batches[t]))
+        for group in optimizer.param_groups:
+            group["lr"] = context.lr(t)
+        optimizer.zero_grad()
+        method([torch.randn(len(rows), 3, 8, 8, generator=g)], torch.from_numpy(rows)).backward()
+        optimizer.step()
+        method.update_external(t, 1.0, skipped=False)
+    method.close_external(completed=True)
+    files = {name: (out / "head" / name).read_bytes() for name in [*ARRAYS.values(), LAST_STEP]}
+    return files | {name: p.detach().numpy().tobytes() for name, p in method.named_parameters()}
+
+
+def test_reading_the_next_batch_ahead_gives_the_same_bytes(tmp_path):
+    """Rows of the next batch are read while the step computes; those the step then writes (consecutive batches
+    overlap across an epoch boundary here) are read again."""
+    batches = _batches(12, 4, 14)
+    assert any(np.intersect1d(a, b).size for a, b in itertools.pairwise(batches))
+    assert _train_sdiet(tmp_path / "ahead", batches, True) == _train_sdiet(tmp_path / "plain", batches, False)
+
+
+def test_the_trainer_reads_sdiets_next_rows_ahead_with_the_same_result(digits16, tmp_path, monkeypatch):
+    from genssl.methods.sdiet import SDIET
+    from genssl.train.trainer import pretrain
+
+    config = tiny_pretrain_config(epochs=2)
+    ahead = []
+    original = SDIET.prefetch_external
+    monkeypatch.setattr(SDIET, "prefetch_external", lambda self, i: (ahead.append(len(i)), original(self, i)))
+    pretrain(config, "sdiet", "standard", digits16, tmp_path / "ahead")
+    assert len(ahead) == 2 * (1293 // 64) - 2  # every step but each epoch's last names the next batch
+    monkeypatch.setattr(SDIET, "prefetch_external", lambda self, indices: None)
+    pretrain(config, "sdiet", "standard", digits16, tmp_path / "plain")
+    for name in ["encoder.safetensors", *(f"head/{f}" for f in [*ARRAYS.values(), LAST_STEP])]:
+        assert (tmp_path / "ahead" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
+
+
 def test_a_batch_with_a_repeated_image_is_refused(tmp_path):
     method, _ = _sdiet(_config({}), tmp_path, n=8, total=4)
     method.open_external(None, 0)
@@ -257,10 +304,10 @@ def test_a_read_waits_for_the_queued_write_of_its_rows(tmp_path, monkeypatch):
     slow_store = HeadStore._store
     started = threading.Event()
 
-    def slow(self, rows, values):
+    def slow(self, rows, values, ready):
         started.set()
         time.sleep(0.3)
-        slow_store(self, rows, values)
+        slow_store(self, rows, values, ready)
 
     monkeypatch.setattr(HeadStore, "_store", slow)
     rows = np.array([3, 50, 97])

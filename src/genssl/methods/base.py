@@ -8,9 +8,10 @@ batch's images in the training split (DIET's class labels). ``param_groups()`` l
 for the optimiser: ``(named_parameters, options)`` pairs, where options may hold ``fixed_lr`` (the group keeps
 its initial lr).
 
-State a method keeps outside the module and the optimiser (S-DIET's head on disk) goes through four hooks, all
-no-ops by default: ``open_external`` (fresh, or from a checkpoint), ``update_external`` (after each optimiser
-step, with the loss scale), ``save_external`` (into a checkpoint being written) and ``close_external``.
+State a method keeps outside the module and the optimiser (S-DIET's head on disk) goes through five hooks, all
+no-ops by default: ``open_external`` (fresh, or from a checkpoint), ``prefetch_external`` (the next batch's
+positions, before the current step: start reading its state), ``update_external`` (after each optimiser step, with
+the loss scale), ``save_external`` (into a checkpoint being written) and ``close_external``.
 """
 
 from collections.abc import Callable
@@ -47,6 +48,8 @@ class Method(nn.Module):
 
     #: Number of augmented views per image the trainer must provide.
     n_views: int = 2
+    #: Whether ``forward`` takes the batch's ``indices`` on the host (CPU) rather than on the training device.
+    host_indices: bool = False
 
     def __init__(
         self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
@@ -70,6 +73,10 @@ class Method(nn.Module):
     def open_external(self, checkpoint: Path | None, step: int) -> None:
         """Set up the state kept outside the module: fresh (``checkpoint`` None) or as saved in ``checkpoint``
         after optimiser step ``step``."""
+
+    def prefetch_external(self, indices: torch.Tensor) -> None:
+        """The positions (CPU) of the batch after the one about to be trained: external state for them may be read
+        now, while the current step computes. The result must not depend on whether this is called."""
 
     def update_external(self, step: int, grad_scale: float, skipped: bool) -> None:
         """After optimiser step ``step`` (from 1): gradients are multiplied by ``grad_scale`` (the AMP loss scale);

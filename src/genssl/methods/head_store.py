@@ -9,7 +9,10 @@ A directory holds raw C-order arrays (``np.memmap(path, dtype, mode="r", shape=.
 Only the rows of a batch are ever read into memory (:meth:`HeadStore.read`); updated rows go back through a
 background writer thread (:meth:`HeadStore.write`), one FIFO queue, so the step's compute does not wait for the
 disk. Ordering: a read waits for every queued write that touches one of its rows, and :meth:`flush` (used
-before a checkpoint copies the files, and at the end of training) waits for all of them.
+before a checkpoint copies the files, and at the end of training) waits for all of them. :meth:`HeadStore.read_ahead`
+runs a read on a reader thread (the next batch's rows while the current step computes); it sees every write
+queued before it was called, not those queued after (their rows must be read again). A write may wait for its
+values first (``ready``: e.g. the device-to-host copy of updated rows), in the writer thread.
 
 Rows move with positioned I/O (``pread``/``pwrite`` of each row's bytes at ``row * m * itemsize``), not by indexing
 a mapping of the files: touching a mapped page makes the kernel map its neighbours too (fault-around, up to
@@ -28,8 +31,10 @@ import math
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,6 +151,9 @@ class HeadStore:
         self._writer: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="sdiet-head-writer"
         )
+        self._reader: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sdiet-head-reader"
+        )
         self._pending: list[tuple[np.ndarray, Future]] = []
         self._lock = threading.Lock()
 
@@ -172,14 +180,29 @@ class HeadStore:
         weight, exp_avg, exp_avg_sq = (self._files[key].read(rows) for key in ARRAYS)
         return weight, exp_avg, exp_avg_sq, self._files["last_step"].read(rows).reshape(-1)
 
-    def _store(self, rows: np.ndarray, values: dict[str, np.ndarray]) -> None:
+    def read_ahead(self, rows: np.ndarray) -> Future:
+        """:meth:`read` of ``rows`` on the reader thread; the future holds its result. Writes queued after this call
+        are not seen."""
+        assert self._reader is not None, "the head store is closed"
+        return self._reader.submit(self.read, rows)
+
+    def _store(self, rows: np.ndarray, values: dict[str, Any], ready: Callable[[], None] | None) -> None:
+        if ready is not None:
+            ready()
         for key, value in values.items():
-            self._files[key].write(rows, value)
+            self._files[key].write(rows, np.asarray(value))
 
     def write(
-        self, rows: np.ndarray, weight: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int
+        self,
+        rows: np.ndarray,
+        weight: np.ndarray | torch.Tensor,
+        exp_avg: np.ndarray | torch.Tensor,
+        exp_avg_sq: np.ndarray | torch.Tensor,
+        step: int,
+        ready: Callable[[], None] | None = None,
     ) -> None:
-        """Queue the write of updated rows (their ``last_step`` becomes ``step``); returns at once."""
+        """Queue the write of updated rows (their ``last_step`` becomes ``step``); returns at once. The values may be
+        CPU tensors still being filled by an asynchronous copy: the writer thread calls ``ready()`` first."""
         assert self._writer is not None, "the head store is closed"
         rows = np.asarray(rows, dtype=np.int64)
         values = {
@@ -188,7 +211,7 @@ class HeadStore:
             "exp_avg_sq": exp_avg_sq,
             "last_step": np.full(len(rows), step, dtype=np.int64),
         }
-        future = self._writer.submit(self._store, rows, values)
+        future = self._writer.submit(self._store, rows, values, ready)
         with self._lock:
             self._pending.append((rows, future))
 
@@ -227,5 +250,8 @@ class HeadStore:
         finally:
             self._writer.shutdown(wait=True)
             self._writer = None
+            if self._reader is not None:
+                self._reader.shutdown(wait=True)
+                self._reader = None
             for file in self._files.values():
                 file.close()

@@ -17,8 +17,16 @@ Per step, for the batch's training-split positions ``i_1 .. i_B`` (distinct):
 At the end of training every row is caught up to the last step, so the saved head equals the head of AdamW
 applied to the whole N x m head at every step. With several processes, logits are over the rows of the global
 batch (gathered), so 2 processes x B/2 train like 1 x B.
+
+Overlap (one process): the trainer names the next batch's positions before a step (:meth:`SDIET.prefetch_external`),
+and their rows are read from disk on the store's reader thread while the step computes; rows written after that
+read was started (a batch overlapping the next one, at an epoch's end) are read again, so the result is the same
+bytes as without the read-ahead. Updated rows go back to the host with an asynchronous copy that the store's
+writer thread waits for, so a step does not wait for the device.
 """
 
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +57,25 @@ def batch_cross_entropy(
     return diet_loss(z @ all_rows.T / temperature, targets, label_smoothing)
 
 
+def _to_host(state: RowState) -> tuple[list[torch.Tensor], Callable[[], None] | None]:
+    """The state's tensors on the host: CPU tensors as they are; CUDA tensors copied asynchronously into pinned
+    memory, with the function that waits for the copy (for the store's writer thread)."""
+    tensors = [t.detach() for t in state]
+    if tensors[0].device.type != "cuda":
+        return tensors, None
+    host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+    for target, source in zip(host, tensors, strict=True):
+        target.copy_(source, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied.synchronize
+
+
 class SDIET(Method):
     """Backbone -> [projector] -> L2 normalisation -> batch cross-entropy against disk-backed head rows."""
 
     n_views = 1
+    host_indices = True  # its head rows are looked up on the host
 
     def __init__(
         self, backbone: nn.Module, feature_dim: int, config: dict[str, Any], context: RunContext | None = None
@@ -76,6 +99,8 @@ class SDIET(Method):
         self.store: HeadStore | None = None
         self.step = 0
         self._batch: tuple[np.ndarray, RowState, torch.Tensor] | None = None
+        #: Reads started ahead: (rows, their future, the rows written since it started), oldest first.
+        self._ahead: list[tuple[np.ndarray, Future, list[np.ndarray]]] = []
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``z = g(f(x))``, L2-normalised when ``normalize``."""
@@ -103,12 +128,33 @@ class SDIET(Method):
             # writes of this batch's rows, then all meet.
             self.store.wait_for(global_rows)
             torch.distributed.barrier()
-        weight, exp_avg, exp_avg_sq, last = self.store.read(rows)
+        weight, exp_avg, exp_avg_sq, last = self._read(rows)
         state = RowState(*(torch.from_numpy(a) for a in (weight, exp_avg, exp_avg_sq)))
         return self.row_adamw.catch_up(state, last, self.step)
 
+    def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows from a read started ahead (re-reading those written since it started), else read now."""
+        assert self.store is not None
+        ahead = next((entry for entry in self._ahead if np.array_equal(entry[0], rows)), None)
+        self._ahead = [entry for entry in self._ahead if entry is not ahead]
+        if ahead is None:
+            return self.store.read(rows)
+        arrays = ahead[1].result()
+        written = np.isin(rows, np.concatenate(ahead[2])) if ahead[2] else np.zeros(len(rows), bool)
+        if written.any():
+            for array, again in zip(arrays, self.store.read(rows[written]), strict=True):
+                array[written] = again
+        return arrays
+
+    def prefetch_external(self, indices: torch.Tensor) -> None:
+        """Start reading the rows of the next batch (one process only: in DDP other processes write rows)."""
+        if self.store is None or (is_distributed() and world_size() > 1):
+            return
+        rows = indices.numpy().astype(np.int64)
+        self._ahead.append((rows, self.store.read_ahead(rows), []))
+
     def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
-        rows = indices.cpu().numpy().astype(np.int64)
+        rows = indices.cpu().numpy().astype(np.int64)  # no copy for host indices (the trainer passes those)
         state = self._load_rows(rows)
         device = views[0].device
         state = RowState(*(t.to(device, non_blocking=True) for t in state))
@@ -129,7 +175,10 @@ class SDIET(Method):
         else:
             grad = head.grad.float() / (grad_scale * world_size())
             new, last = self.row_adamw.step(state, grad, step), step
-        self.store.write(rows, *(t.detach().cpu().numpy() for t in new), step=last)
+        values, ready = _to_host(new)
+        self.store.write(rows, *values, step=last, ready=ready)
+        for _, _, written in self._ahead:
+            written.append(rows)
         self.step = step
 
     def open_external(self, checkpoint: Path | None, step: int) -> None:
@@ -163,6 +212,9 @@ class SDIET(Method):
         """On completion, catch every row up to the last step (chunk by chunk) and record it in head.json."""
         if self.store is None:
             return
+        for _, future, _ in self._ahead:
+            future.result()
+        self._ahead = []
         if completed:
             self.store.flush()
             if is_distributed():

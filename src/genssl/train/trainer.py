@@ -51,8 +51,10 @@ from genssl.store import ImageStore
 from genssl.train.backend import Backend, setup_backend
 from genssl.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
 from genssl.train.data import StoreBatches, training_loader
+from genssl.train.finite import NonFiniteWatch
 from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views, uses_variants
 from genssl.train.plan import StepPlan
+from genssl.train.prefetch import DevicePrefetcher
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,7 @@ class Training:
     checkpoint_dir: Path
     epochs: int
     grad_clip: float
+    finite_check_every: int
 
 
 def _build_training(
@@ -192,6 +195,8 @@ def _build_training(
     if backend.world_size > 1:
         device_ids = [backend.device.index] if backend.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(method, device_ids=device_ids, broadcast_buffers=False)
+    if pcfg["compile"]:
+        model = torch.compile(model)
     views = view_specs(mcfg["views"])
     if config["augmentations"][augmentation].get("generator") is not None:
         views = mode_views(views, config["augmentations"][augmentation]["mode"])
@@ -209,6 +214,7 @@ def _build_training(
         checkpoint_dir=out / CHECKPOINT,
         epochs=pcfg["epochs"],
         grad_clip=pcfg["grad_clip"],
+        finite_check_every=pcfg["finite_check_every"],
     )
 
 
@@ -230,8 +236,9 @@ def train_step(
     """One optimiser step on a uint8 batch already on the device: views (drawn from the CPU generator ``rng``),
     loss, backward, [clip,] step, momentum.
 
-    ``model`` is ``method`` or its DDP wrapper; ``step`` counts from 0. Returns the detached loss; raises
-    ``FloatingPointError`` if it is not finite (before any parameter changes).
+    ``model`` is ``method`` or its DDP wrapper; ``step`` counts from 0. Returns the detached loss, without waiting
+    for it: nothing here synchronises the host with the device (a non-finite loss is watched on the device by the
+    caller, :class:`genssl.train.finite.NonFiniteWatch`).
     """
     views = augment(images, rng)
     if channels_last:
@@ -239,8 +246,6 @@ def train_step(
     with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         loss = model(views, indices)
     loss = loss.float()
-    if not torch.isfinite(loss.detach()).item():
-        raise FloatingPointError(f"the loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip > 0:
@@ -303,44 +308,60 @@ def _resume(training: Training, identity: dict[str, Any], policy: str) -> list[d
     return state["metrics"]
 
 
+def _check_finite(training: Training, watch: NonFiniteWatch) -> None:
+    """Stop the run at the first non-finite loss, naming its epoch and step and the checkpoint kept."""
+    bad = watch.first()
+    if bad is None:
+        return
+    step, loss = bad
+    steps, kept = training.plan.steps_per_epoch, training.checkpoint_dir
+    raise NonFiniteLossError(
+        f"{training.name}: the loss is {loss} at epoch {step // steps + 1}, step {step % steps + 1} of {steps} "
+        f"(global step {step + 1}); the last good checkpoint is kept in {kept if kept.exists() else '(none yet)'}"
+    )
+
+
 def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch: int) -> dict[str, Any]:
-    """One epoch of steps; returns its row of metrics.csv. A non-finite loss stops the run naming the step and
-    the checkpoint kept."""
+    """One epoch of steps; returns its row of metrics.csv. The next batch is copied to the device while a step
+    computes, and the method may prepare it (:meth:`genssl.methods.base.Method.prefetch_external`). A non-finite
+    loss stops the run (checked every ``finite_check_every`` steps and at the end) naming the step."""
     plan, backend, method_name = training.plan, training.backend, training.name.split("/")[0]
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=backend.device)
+    watch = NonFiniteWatch(backend.device)
     lr = 0.0
-    bar = progress(loader, total=plan.steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
-    with contextlib.closing(bar) as batches:  # the bar closes also when a step raises
-        for step_in_epoch, (images, indices) in enumerate(batches):
+    batches = DevicePrefetcher(loader, backend.device)
+    bar = progress(batches, total=plan.steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
+    with contextlib.closing(bar):  # the bar closes also when a step raises
+        for step_in_epoch, (images, indices, host_indices) in enumerate(bar):
             step = epoch * plan.steps_per_epoch + step_in_epoch
+            if batches.next_indices is not None:
+                training.method.prefetch_external(batches.next_indices)
             training.schedule.set_step(training.optimizer, step)
             lr = training.optimizer.param_groups[0]["lr"]
             rng = torch.Generator().manual_seed(
                 derive_seed(training.seed, "views", method_name, epoch, step_in_epoch, backend.rank)
             )
-            try:
-                loss_sum += train_step(
-                    training.model,
-                    training.method,
-                    training.optimizer,
-                    training.scaler,
-                    training.augment,
-                    images.to(backend.device, non_blocking=True),
-                    indices.to(backend.device, non_blocking=True),
-                    rng,
-                    step,
-                    plan.total_steps,
-                    backend.autocast_dtype,
-                    backend.channels_last,
-                    training.grad_clip,
-                )
-            except FloatingPointError as err:
-                kept = training.checkpoint_dir if training.checkpoint_dir.exists() else "(none saved yet)"
-                raise NonFiniteLossError(
-                    f"{training.name}: {err} at epoch {epoch + 1}, step {step_in_epoch + 1} of "
-                    f"{plan.steps_per_epoch} (global step {step + 1}); the last good checkpoint is kept in {kept}"
-                ) from None
+            loss = train_step(
+                training.model,
+                training.method,
+                training.optimizer,
+                training.scaler,
+                training.augment,
+                images,
+                host_indices if training.method.host_indices else indices,
+                rng,
+                step,
+                plan.total_steps,
+                backend.autocast_dtype,
+                backend.channels_last,
+                training.grad_clip,
+            )
+            loss_sum += loss
+            watch.observe(loss, step)
+            if (step_in_epoch + 1) % training.finite_check_every == 0:
+                _check_finite(training, watch)
+    _check_finite(training, watch)
     if is_distributed():
         torch.distributed.all_reduce(loss_sum)
         loss_sum /= backend.world_size

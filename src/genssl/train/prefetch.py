@@ -1,0 +1,64 @@
+"""Batches on the training device one step ahead: while step ``k`` computes, batch ``k + 1`` is already read and
+(on CUDA) copied to the device on a side stream, from the loader's pinned host memory.
+
+:class:`DevicePrefetcher` iterates ``(images, indices, host_indices)``: the batch on the device and its positions
+also on the host (for a method that looks them up there, e.g. S-DIET's head rows, without waiting for the device).
+It keeps the next batch at hand, so that
+:attr:`DevicePrefetcher.next_indices` (the CPU positions of the batch after the current one) lets a method prepare
+it early: S-DIET reads that batch's head rows from disk while the current step computes
+(:meth:`genssl.methods.base.Method.prefetch_external`). On the CPU the copy is the identity and only the
+look-ahead remains.
+
+Contract of the CUDA copy: the side stream copies with ``non_blocking=True`` from pinned memory; before the
+compute stream uses a batch it waits for the side stream (``wait_stream``), and the batch's tensors are marked as
+used by the compute stream (``record_stream``), so the caching allocator does not reuse their memory early.
+"""
+
+from collections.abc import Iterable, Iterator
+
+import torch
+
+
+class DevicePrefetcher:
+    """``(images, indices, host_indices)`` of ``batches`` on ``device``, each copied while the previous one
+    computes."""
+
+    def __init__(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> None:
+        self.batches = batches
+        self.device = device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self._iterator: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._next: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _load(self) -> None:
+        """Take the next host batch and start its copy; ``_next`` is (images, indices on the device, CPU indices)."""
+        assert self._iterator is not None
+        try:
+            images, indices = next(self._iterator)
+        except StopIteration:
+            self._next = None
+            return
+        if self.stream is None:
+            self._next = (images, indices, indices)
+            return
+        with torch.cuda.stream(self.stream):
+            on_device = images.to(self.device, non_blocking=True), indices.to(self.device, non_blocking=True)
+        self._next = (*on_device, indices)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        self._iterator = iter(self.batches)
+        self._load()
+        while self._next is not None:
+            images, indices, host_indices = self._next
+            if self.stream is not None:
+                current = torch.cuda.current_stream(self.device)
+                current.wait_stream(self.stream)
+                images.record_stream(current)
+                indices.record_stream(current)
+            self._load()
+            yield images, indices, host_indices
+
+    @property
+    def next_indices(self) -> torch.Tensor | None:
+        """The CPU positions of the batch after the one last yielded (None at the end)."""
+        return None if self._next is None else self._next[2]
