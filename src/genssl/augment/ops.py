@@ -50,7 +50,7 @@ def sample_crop_boxes(
     width: int,
     scale: tuple[float, float],
     ratio: tuple[float, float],
-    generator: torch.Generator,
+    rng: torch.Generator,
 ) -> torch.Tensor:
     """Draw ``n`` crop boxes like ``torchvision.transforms.RandomResizedCrop.get_params``, vectorised.
 
@@ -59,15 +59,15 @@ def sample_crop_boxes(
     ``round``); the first attempt with ``0 < w <= width`` and ``0 < h <= height`` is taken, at
     ``top = floor(U * (height - h + 1))``, ``left = floor(U * (width - w + 1))``. A sample without a valid attempt
     falls back to the central crop of the whole image clamped to the ratio range. All draws come from the CPU
-    ``generator`` at once (float64, 2 x (n, 10) then 2 x (n,)), so the result depends only on its state.
+    ``rng`` at once (float64, 2 x (n, 10) then 2 x (n,)), so the result depends only on its state.
 
     Returns (n, 4) int64 on the CPU: ``top, left, height, width``.
     """
     area = height * width
-    u_area = torch.rand((n, 10), generator=generator, dtype=torch.float64)
-    u_ratio = torch.rand((n, 10), generator=generator, dtype=torch.float64)
-    u_top = torch.rand(n, generator=generator, dtype=torch.float64)
-    u_left = torch.rand(n, generator=generator, dtype=torch.float64)
+    u_area = torch.rand((n, 10), generator=rng, dtype=torch.float64)
+    u_ratio = torch.rand((n, 10), generator=rng, dtype=torch.float64)
+    u_top = torch.rand(n, generator=rng, dtype=torch.float64)
+    u_left = torch.rand(n, generator=rng, dtype=torch.float64)
 
     target = area * (scale[0] + (scale[1] - scale[0]) * u_area)
     lo, hi = math.log(ratio[0]), math.log(ratio[1])

@@ -31,9 +31,9 @@ class ViewParams:
 
 
 def draw_view_params(
-    n: int, height: int, width: int, spec: ViewSpec, out_size: int, generator: torch.Generator
+    n: int, height: int, width: int, spec: ViewSpec, out_size: int, rng: torch.Generator
 ) -> ViewParams:
-    """The parameters of ``n`` views of ``spec`` (``out_size`` px) of ``height x width`` images, from ``generator``.
+    """The parameters of ``n`` views of ``spec`` (``out_size`` px) of ``height x width`` images, from ``rng``.
 
     Every draw, always, in this order, so that the stream layout does not depend on the probabilities: the crop
     boxes (:func:`genssl.augment.ops.sample_crop_boxes`); ``u`` (B, 5) float64, the coins of flip, jitter,
@@ -43,11 +43,11 @@ def draw_view_params(
     uniforms; and ``w`` (B,) float64, the blur's ``sigma = lo + (hi - lo) w`` with ``[lo, hi] = blur_sigma *
     out_size / 224``.
     """
-    boxes = ops.sample_crop_boxes(n, height, width, spec.crop_scale, spec.crop_ratio, generator)
-    u = torch.rand((n, 5), generator=generator, dtype=torch.float64)
-    v = torch.rand((n, 4), generator=generator, dtype=torch.float64)
-    order = torch.argsort(torch.rand((n, 4), generator=generator), dim=1)
-    w = torch.rand(n, generator=generator, dtype=torch.float64)
+    boxes = ops.sample_crop_boxes(n, height, width, spec.crop_scale, spec.crop_ratio, rng)
+    u = torch.rand((n, 5), generator=rng, dtype=torch.float64)
+    v = torch.rand((n, 4), generator=rng, dtype=torch.float64)
+    order = torch.argsort(torch.rand((n, 4), generator=rng), dim=1)
+    w = torch.rand(n, generator=rng, dtype=torch.float64)
 
     strength = torch.tensor([spec.brightness, spec.contrast, spec.saturation], dtype=torch.float64)
     low = torch.cat([(1 - strength).clamp(min=0), torch.tensor([-spec.hue], dtype=torch.float64)])

@@ -81,10 +81,10 @@ class BatchAugment:
         return self._stats[device]
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+    def __call__(self, images: torch.Tensor, rng: torch.Generator) -> list[torch.Tensor]:
         """images: uint8 (B, H, W, 3) (as read from the image store) or (B, 3, H, W), on any device.
         Returns one float32 tensor (B, 3, out_size, out_size) per view, normalised with mean/std, on images.device,
-        contiguous. `generator` is a CPU torch.Generator: ALL random parameters (crop boxes, flips, jitter factors,
+        contiguous. `rng` is a CPU torch.Generator: ALL random parameters (crop boxes, flips, jitter factors,
         the random order of the four jitter ops per sample, blur sigmas, coin flips) are drawn from it on the CPU
         and then moved to the device, so the result is the same on every device for the same generator state,
         and depends only on the generator state (not on the device or on anything global).
@@ -99,12 +99,12 @@ class BatchAugment:
         for x, spec, k in zip(sources, self.views, self._kernel_sizes, strict=True):
             if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]):
                 raise ValueError(f"expected images (B, H, W, 3) or (B, 3, H, W), got shape {tuple(x.shape)}")
-            out.append(self._view(x.permute(0, 3, 1, 2) if x.shape[3] == 3 else x, spec, k, generator))
+            out.append(self._view(x.permute(0, 3, 1, 2) if x.shape[3] == 3 else x, spec, k, rng))
         return out
 
-    def _view(self, images: torch.Tensor, spec: ViewSpec, kernel_size: int, generator: torch.Generator) -> torch.Tensor:
+    def _view(self, images: torch.Tensor, spec: ViewSpec, kernel_size: int, rng: torch.Generator) -> torch.Tensor:
         n, _, height, width = images.shape
-        params = draw_view_params(n, height, width, spec, self.out_size, generator)
+        params = draw_view_params(n, height, width, spec, self.out_size, rng)
         on_device = device_params(params, spec, self.out_size, kernel_size, images.device)
         x = self._colour(ops.resample(images, on_device.index, on_device.frac), on_device)
         if on_device.kernels is not None:
