@@ -15,19 +15,21 @@ part() {
     local name=$1 limit=$2 start status
     shift 2
     start=$(date +%s)
-    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    timeout "$limit" "$@" >> "$OUT/$name.log" 2>&1
     status=$?
     echo "== $name: exit $status after $(( $(date +%s) - start )) s (limit $limit s)"
     tr '\r' '\n' < "$OUT/$name.log" | grep -v -E 'it/s\]|batch/s\]|img/s\]|s/it\]|s/batch\]' | tail -n 30
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-cat "$OUT/gpu.txt"
-"$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-part test_cuda "${TEST_LIMIT:-100}" "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } > "$OUT/tests.log" 2>&1
+cat "$OUT/tests.log"
+part tests "${TEST_LIMIT:-90}" "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py -k cuda \
+    tests/test_augment.py tests/test_optim.py
+part views "${VIEWS_LIMIT:-60}" "$PYTHON" benchmarks/views.py --device cuda --batch 512 --compile ${REFERENCE_DIR:+--reference-dir "$REFERENCE_DIR"}
 part gpu_step_r18 "${R18_LIMIT:-150}" "$PYTHON" benchmarks/gpu_step.py --shapes r18 --epochs 2 --compile simclr \
     --sdiet-n 0 --out "$OUT/gpu_step_r18.json"
-part gpu_step_r50 "${R50_LIMIT:-130}" "$PYTHON" benchmarks/gpu_step.py --shapes r50 --epochs 2 --workers -1 \
+part gpu_step_r50 "${R50_LIMIT:-120}" "$PYTHON" benchmarks/gpu_step.py --shapes r50 --epochs 2 --workers -1 \
     --pretrain-methods simclr byol sdiet --sdiet-n 100000 --out "$OUT/gpu_step_r50.json"
-part generation_scale "${GEN_LIMIT:-200}" "$PYTHON" benchmarks/generation_scale.py --device cuda --budget-s 120 \
+part generation_scale "${GEN_LIMIT:-160}" "$PYTHON" benchmarks/generation_scale.py --device cuda --budget-s 120 \
     --out "$OUT/generation_scale.md"

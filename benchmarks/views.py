@@ -47,20 +47,29 @@ ROOT = Path(__file__).resolve().parent.parent
 _NO_KERNEL = {"empty", "empty_like", "empty_strided", "detach", "lift_fresh", "set_", "resize_"}
 
 
-def load_reference(commit: str) -> types.ModuleType:
+def _reference_source(commit: str, path: str, directory: Path | None) -> str:
+    """``src/genssl/{path}`` as at ``commit``, from git or, where there is no git history (a copied checkout), from
+    ``directory/{path}`` (written beforehand with ``git show {commit}:src/genssl/{path}``)."""
+    if directory is not None:
+        return (directory / path).read_text()
+    shown = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{commit}:src/genssl/{path}"], capture_output=True, text=True
+    )
+    if shown.returncode != 0:
+        raise SystemExit(f"cannot read the reference src/genssl/{path} at commit {commit}: {shown.stderr.strip()}")
+    return shown.stdout
+
+
+def load_reference(commit: str, directory: Path | None = None) -> types.ModuleType:
     """The package ``reference_impl`` with ``ops``, ``pipeline`` (genssl.augment) and ``lars`` as at ``commit``."""
     package = types.ModuleType("reference_impl")
     package.__path__ = []
     sys.modules[package.__name__] = package
     for name, path in (("ops", "augment/ops.py"), ("pipeline", "augment/pipeline.py"), ("lars", "optim/lars.py")):
-        shown = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{commit}:src/genssl/{path}"], capture_output=True, text=True
-        )
-        if shown.returncode != 0:
-            raise SystemExit(f"cannot read the reference src/genssl/{path} at commit {commit}: {shown.stderr.strip()}")
         module = types.ModuleType(f"reference_impl.{name}")
         sys.modules[module.__name__] = module
-        source = shown.stdout.replace("from genssl.augment import ops", "from reference_impl import ops")
+        source = _reference_source(commit, path, directory)
+        source = source.replace("from genssl.augment import ops", "from reference_impl import ops")
         exec(compile(source, f"{commit}:src/genssl/{path}", "exec"), module.__dict__)
         setattr(package, name, module)
     return package
@@ -221,6 +230,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="calls per round")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="also time BatchAugment(..., compile=True)")
+    parser.add_argument("--reference-dir", type=Path, help="the reference's files, where there is no git history")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
@@ -229,7 +239,7 @@ def main() -> None:
     keep_freed_memory()  # as `genssl pretrain` does
     with open(args.config) as f:
         config = validate_config(yaml.safe_load(f))
-    reference = load_reference(REFERENCE)
+    reference = load_reference(REFERENCE, args.reference_dir)
     print(
         f"reference: commit {REFERENCE}; {args.device}, {torch.get_num_threads()} threads; "
         f"{args.rounds} alternating rounds of {args.steps} calls"
