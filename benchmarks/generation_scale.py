@@ -234,10 +234,15 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> tupl
             print(f"{backend} {mode}: skipped (time budget)", flush=True)
             return None
         warm = warm or max(1, min(generator.config["batch_size"] // args.variants, len(images)))
-        warmup = clock.time(lambda: function(images[:warm], indices[:warm]))
         n = max(1, count // args.variants)
-        with UNetTimer(pipe.unet, device) as unet:
-            seconds = clock.time(lambda: function(images[:n], indices[:n]))
+        try:
+            warmup = clock.time(lambda: function(images[:warm], indices[:warm]))
+            with UNetTimer(pipe.unet, device) as unet:
+                seconds = clock.time(lambda: function(images[:n], indices[:n]))
+        except torch.OutOfMemoryError as err:  # a setup that does not fit is a result too; the next rows still run
+            print(f"{backend} {mode}: out of device memory ({str(err).splitlines()[0]})", flush=True)
+            torch.cuda.empty_cache()
+            return None
         made = n * args.variants
         row = Row(backend, mode, generator.config["batch_size"], made, seconds, made / seconds, warmup)
         row.unet_share = unet.seconds() / seconds

@@ -2,7 +2,7 @@
 
 For each shape (ResNet-18 small stem at 32 px, batch 512; ResNet-50 at 224 px, batch 256) it prints images/s of:
 
-- ``bare``: the backbone alone, forward + backward on two ready device tensors (one per view), under the same
+- ``bare``: the backbone alone, forward + backward on ready device tensors (one per view of the method), under the same
   autocast and memory layout as the trainer (plus a no-grad forward of both for momentum methods, which compute
   one by design);
 - ``model``: the method's forward + backward + optimiser step on ready views;
@@ -187,7 +187,9 @@ class Setup:
         shutil.rmtree(self.out, ignore_errors=True)
 
 
-def bare_step(backbone: dict, size: int, batch: int, device: torch.device, momentum: bool) -> Callable[[], None]:
+def bare_step(
+    backbone: dict, size: int, batch: int, device: torch.device, momentum: bool, views: int
+) -> Callable[[], None]:
     torch.manual_seed(0)
     net, _ = build_backbone(backbone)
     net = net.to(device).train()
@@ -195,7 +197,7 @@ def bare_step(backbone: dict, size: int, batch: int, device: torch.device, momen
     if channels_last:
         net.to(memory_format=torch.channels_last)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    ready = [torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=layout) for _ in range(2)]
+    ready = [torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=layout) for _ in range(views)]
     dtype = torch.bfloat16 if device.type == "cuda" else None
 
     def step() -> None:
@@ -300,7 +302,10 @@ def main() -> None:
             config = study(method, backbone, size, batch, args.device, args.epochs)
             try:
                 row["bare"] = rate(
-                    bare_step(backbone, size, batch, device, method in MOMENTUM), batch, device, args.steps
+                    bare_step(backbone, size, batch, device, method in MOMENTUM, METHODS[method].n_views),
+                    batch,
+                    device,
+                    args.steps,
                 )
                 setup = Setup(config, method, device, n)
                 row["model"] = rate(setup.model_step, batch, device, args.steps)

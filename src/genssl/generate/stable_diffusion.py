@@ -19,8 +19,8 @@ Throughput (``benchmarks/generation_scale.py`` measures each step): the CLIP ima
 once (:meth:`DiffusersVariations.encode`) and shared by its K variants, and unCLIP's prompt embeddings (the empty
 prompt and the guidance's negative prompt) once when the backend is built; attention runs PyTorch's fused
 scaled-dot-product kernels (diffusers' default) and the VAE decodes a whole batch at once (diffusers' default);
-``channels_last`` (null: on CUDA) stores the UNet's and VAE's activations channels-last (faster convolutions on
-tensor cores, slower on the CPU) and ``compile`` (null: on CUDA) compiles the UNet with ``torch.compile`` (a
+``channels_last`` (off by default: slower on an H200 and on the CPU) stores the UNet's and VAE's activations
+channels-last and ``compile`` (null, the default: on CUDA) compiles the UNet with ``torch.compile`` (a
 minute of compilation per batch shape, paid back within a shard; a compiler that fails falls back to the eager
 UNet with a warning). Both only move values by rounding, so they are not part of a variant store's fingerprint.
 
