@@ -119,14 +119,23 @@ def similarity_config_json(wildcards):
     return sliced(stages.similarity_keys(config))
 
 
+def prepared_store_files(dataset):
+    """The files of the store of ``dataset`` (genssl.stages.store_files), besides its manifest. Rule prepare_dataset
+    is a checkpoint: a job reading a store that does not exist yet gets its inputs evaluated again once the store is
+    written, so it records the same input files on its first run as on any later one (else the next run would see a
+    changed set of input files and redo the study)."""
+    checkpoints.prepare_dataset.get(dataset=dataset)
+    return stages.store_files(stages.data_dir(dataset))[1:]
+
+
 def data_store_files(wildcards):
-    """The files of the store of the wildcard `dataset` (genssl.stages.store_files), besides its manifest."""
-    return stages.store_files(stages.data_dir(wildcards.dataset))[1:]
+    """The files of the store of the wildcard `dataset`, besides its manifest."""
+    return prepared_store_files(wildcards.dataset)
 
 
 def downstream_store_files(wildcards):
     """The files of the store of the wildcard `downstream`, besides its manifest."""
-    return stages.store_files(stages.data_dir(wildcards.downstream))[1:]
+    return prepared_store_files(wildcards.downstream)
 
 
 def manifests_of(datasets):
@@ -135,7 +144,7 @@ def manifests_of(datasets):
 
 def store_files_of(datasets):
     """The files of the stores of ``datasets``, besides their manifests."""
-    return [f for d in datasets for f in stages.store_files(stages.data_dir(d))[1:]]
+    return [f for d in datasets for f in prepared_store_files(d)]
 
 
 def stores_of(datasets):
@@ -149,10 +158,12 @@ def run_encoder(wildcards):
 
 
 def variant_store(wildcards):
-    """The variant store a pretraining run reads: its manifest, or nothing for standard augmentation."""
+    """The variant store a pretraining run reads: its manifest and files, or nothing for standard augmentation. Rule
+    gather_augmentations is a checkpoint, as prepare_dataset (prepared_store_files)."""
     generator = config["augmentations"][run_of(wildcards).augmentation].get("generator")
     if generator is None:
         return []
+    checkpoints.gather_augmentations.get(dataset=config["pretrain"]["dataset"], generator=generator)
     return stages.store_files(stages.augment_dir(config, generator))
 
 

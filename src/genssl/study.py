@@ -88,8 +88,8 @@ def augmentation_methods(config: dict[str, Any], augmentation: str) -> list[str]
 
 def study_run(config: dict[str, Any], method: str, augmentation: str, seed: int | None = None) -> Run:
     """The run ``(method, augmentation, seed)`` of the study (``seed`` default: the first of the augmentation's
-    seeds); a run the configuration does not ask for is refused, naming the key. A generator's conditioning run
-    (``generators.*.conditioning``) is a run the configuration asks for."""
+    seeds); a method or augmentation the configuration does not ask for is refused, naming the key. The seed is not
+    checked: a rule passes its command the run's slice of the configuration, which holds no ``seeds``."""
     if method not in config["methods"]:
         known = ", ".join(sorted(config["methods"])) or "(none)"
         raise ConfigError(f"methods.{method}: not configured; configured methods: {known}")
@@ -99,12 +99,7 @@ def study_run(config: dict[str, Any], method: str, augmentation: str, seed: int 
         )
     if method not in augmentation_methods(config, augmentation):
         raise ConfigError(f"augmentations.{augmentation}.methods: does not list {method}")
-    trained = augmentation_seeds(config, augmentation)
-    run = make_run(config, method, augmentation, trained[0] if seed is None else seed)
-    if run.seed not in trained and run not in conditioning_runs(config):
-        key = f"augmentations.{augmentation}.seeds" if config["augmentations"][augmentation].get("seeds") else "seeds"
-        raise ConfigError(f"{key}: {augmentation} is trained with seeds {trained}, not {run.seed}")
-    return run
+    return make_run(config, method, augmentation, augmentation_seeds(config, augmentation)[0] if seed is None else seed)
 
 
 def runs(config: dict[str, Any]) -> list[Run]:
