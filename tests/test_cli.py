@@ -76,6 +76,7 @@ def test_one_process_encodes_and_probes_every_dataset_of_an_encoder(digits16, tm
     """features.one_job_per_encoder: the rules pass an encoder's datasets to one `genssl features` and one `genssl
     probe` process; their lists pair up item by item."""
     import json
+    from pathlib import Path
 
     from genssl.config import to_json, validate_config
     from genssl.data.prepare import prepare_dataset
@@ -101,7 +102,7 @@ def test_one_process_encodes_and_probes_every_dataset_of_an_encoder(digits16, tm
     assert main(["features", *common, "--encoder", encoder_file, *stores, "--out", *features]) == 0
     results = [str(tmp_path / f"{d}.json") for d in ("digits", "shapes")]
     assert main(["probe", "--config-json", text, "--features", *features, "--out", *results]) == 0
-    assert [json.loads(open(r).read())["dataset"] for r in results] == ["digits", "shapes"]
+    assert [json.loads(Path(r).read_text())["dataset"] for r in results] == ["digits", "shapes"]
 
     assert main(["probe", "--config-json", text, "--features", *features, "--out", results[0]]) == 2
     assert "--out: give one result file per item (2), got 1" in capsys.readouterr().err
