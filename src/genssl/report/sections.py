@@ -67,7 +67,8 @@ def claims_table(judged: list[Judged]) -> str:
     if not judged:
         return ""
     table = [[j.result.claim, j.on, j.result.evidence, f"**{j.result.verdict}**"] for j in judged]
-    text = "## Claims\n\n" + markdown_table(["claim", "on", "evidence (95 % t intervals over seeds)", "verdict"], table)
+    header = ["claim", "on", "evidence (95 % t intervals over seeds)", "verdict"]
+    text = "## Claims\n\n" + markdown_table(header, table, text_columns=4)
     text += (
         "\nA verdict needs intervals over training runs (seeds): *supported* when every interval clears the claim's "
         "threshold, *contradicted* when one falls on the other side, otherwise *inconclusive at this scale* (an "
@@ -400,7 +401,7 @@ def header(config: dict[str, Any], root: Path) -> str:
     reduced = fewer_seeds(config)
     ablations = "; ".join(f"`{a}` seeds {s}" for a, s in reduced.items())
     conditioning = [
-        f"`{'+'.join(g)}` on {run.name} (seed {run.seed})"
+        f"`{'+'.join(g)}` on the run {run.name}"
         for g in conditioning_encoders(config)
         if (run := conditioning_run(config, g[0])) is not None
     ]
@@ -416,7 +417,7 @@ def header(config: dict[str, Any], root: Path) -> str:
         + "\n"
         f"- random init: each method's initialisation for every seed (the backbone its runs start from), untrained\n"
         f"- generators: {generators or 'none'}"
-        + (f"; conditioned on {', '.join(conditioning)}" if conditioning else "")
+        + (f"; conditioning: {', '.join(conditioning)}" if conditioning else "")
         + "\n"
         f"- downstream datasets: {', '.join(downstream_datasets(config))}; accuracies on each test split "
         f"(linear probe: protocol `{config['probe']['protocol']}`; kNN: cosine, k = {config['probe']['knn_k'][0]})\n"
