@@ -4,7 +4,7 @@
 import re
 
 from genssl import stages, study
-from genssl.config import to_json
+from genssl.config import downstream_datasets, to_json
 from genssl.generate.registry import TRAINED
 from genssl.report.contents import report_figures
 
@@ -25,17 +25,46 @@ def attempt_of(wildcards, attempt):
 
 #: The store of the wildcard `downstream` (an evaluation stage's dataset).
 DOWNSTREAM_MANIFEST = f"{stages.data_dir('{downstream}')}/{stages.MANIFEST}"
+#: The datasets every encoder's features are extracted on, and those it is probed on.
+EVALUATION_DATASETS = stages.evaluation_datasets(config)
+DOWNSTREAM_DATASETS = downstream_datasets(config)
+#: features.one_job_per_encoder: an encoder's features (and probe) job covers all its datasets; else one job per
+#: dataset, whose wildcard `downstream` ends its log and benchmark paths (JOB).
+PER_ENCODER = config["features"]["one_job_per_encoder"]
+JOB = "" if PER_ENCODER else "/{downstream}"
+
+
+def per_job(pattern, datasets):
+    """A job's outputs of ``pattern``: one for each of ``datasets`` (one job per encoder), or the pattern itself with
+    its wildcard `downstream` (one job per dataset)."""
+    return expand(pattern, downstream=datasets, allow_missing=True) if PER_ENCODER else [pattern]
+
+
+def job_datasets(wildcards, datasets):
+    """The datasets of one evaluation job: its wildcard `downstream`, or all of ``datasets``."""
+    return [wildcards.downstream] if "downstream" in wildcards.keys() else list(datasets)
 
 
 def _one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
+def run_directories(names):
+    """A run directory of the augmentations (or initialisation) ``names``: the name, with -seed{s} for a replicate
+    seed (genssl.study.Run)."""
+    return rf"(?:{_one_of(names)})(?:-seed\d+)?"
+
+
+#: The run directories of pretraining runs, and of the initialisations (genssl.study.INIT).
+PRETRAINED_RUN = run_directories(config["augmentations"])
+INIT_RUN = run_directories([study.INIT])
+
+
 wildcard_constraints:
     dataset=_one_of(config["datasets"]),
     method=_one_of(config["methods"]),
-    # A run directory: the augmentation's name, with -seed{s} for a replicate seed (genssl.study.Run).
-    run=rf"(?:{_one_of(config['augmentations'])})(?:-seed\d+)?",
+    # Evaluation stages read the encoder of a pretraining run or of an initialisation.
+    run=run_directories([*config["augmentations"], study.INIT]),
     generator=_one_of(config["generators"]),
     shard=r"\d{5}",
     downstream=_one_of(config["datasets"]),
@@ -66,37 +95,75 @@ def pretrain_config_json(wildcards):
     return sliced(stages.pretrain_keys(config, run.method, run.augmentation))
 
 
+def init_config_json(wildcards):
+    return sliced(stages.init_keys())
+
+
 def generator_config_json(wildcards):
     return sliced(stages.generator_keys(config, wildcards.generator))
 
 
 def features_config_json(wildcards):
-    return sliced(stages.features_keys(config, wildcards.downstream, wildcards.get("generator")))
+    return sliced(stages.features_job_keys(config, job_datasets(wildcards, EVALUATION_DATASETS)))
+
+
+def conditioning_features_config_json(wildcards):
+    return sliced(stages.features_keys(config, wildcards.downstream, wildcards.generator))
 
 
 def probe_config_json(wildcards):
-    return sliced(stages.probe_keys(config, wildcards.downstream))
+    return sliced(stages.probe_job_keys(config, job_datasets(wildcards, DOWNSTREAM_DATASETS)))
 
 
 def similarity_config_json(wildcards):
     return sliced(stages.similarity_keys(config))
 
 
+def prepared_store_files(dataset):
+    """The files of the store of ``dataset`` (genssl.stages.store_files), besides its manifest. Rule prepare_dataset
+    is a checkpoint: a job reading a store that does not exist yet gets its inputs evaluated again once the store is
+    written, so it records the same input files on its first run as on any later one (else the next run would see a
+    changed set of input files and redo the study)."""
+    checkpoints.prepare_dataset.get(dataset=dataset)
+    return stages.store_files(stages.data_dir(dataset))[1:]
+
+
 def data_store_files(wildcards):
-    """The files of the store of the wildcard `dataset` (genssl.stages.store_files), besides its manifest."""
-    return stages.store_files(stages.data_dir(wildcards.dataset))[1:]
+    """The files of the store of the wildcard `dataset`, besides its manifest."""
+    return prepared_store_files(wildcards.dataset)
 
 
 def downstream_store_files(wildcards):
     """The files of the store of the wildcard `downstream`, besides its manifest."""
-    return stages.store_files(stages.data_dir(wildcards.downstream))[1:]
+    return prepared_store_files(wildcards.downstream)
+
+
+def manifests_of(datasets):
+    return [DOWNSTREAM_MANIFEST.format(downstream=d) for d in datasets]
+
+
+def store_files_of(datasets):
+    """The files of the stores of ``datasets``, besides their manifests."""
+    return [f for d in datasets for f in prepared_store_files(d)]
+
+
+def stores_of(datasets):
+    """The store directories of ``datasets``, space-separated (a command's list option)."""
+    return " ".join(stages.data_dir(d) for d in datasets)
+
+
+def run_encoder(wildcards):
+    """The encoder of the wildcards' run: a pretraining run's or an initialisation's (genssl.stages.encoder_file)."""
+    return stages.encoder_file(config, run_of(wildcards))
 
 
 def variant_store(wildcards):
-    """The variant store a pretraining run reads: its manifest, or nothing for standard augmentation."""
+    """The variant store a pretraining run reads: its manifest and files, or nothing for standard augmentation. Rule
+    gather_augmentations is a checkpoint, as prepare_dataset (prepared_store_files)."""
     generator = config["augmentations"][run_of(wildcards).augmentation].get("generator")
     if generator is None:
         return []
+    checkpoints.gather_augmentations.get(dataset=config["pretrain"]["dataset"], generator=generator)
     return stages.store_files(stages.augment_dir(config, generator))
 
 
@@ -119,13 +186,14 @@ def generation_shards(wildcards):
 
 
 def augmented_probe_inputs(wildcards):
-    """The encoder and the downstream store, which only the augmented protocol reads."""
+    """The encoder and the downstream stores, which only the augmented protocol reads."""
     if config["probe"]["protocol"] != "augmented":
         return {}
+    datasets = job_datasets(wildcards, DOWNSTREAM_DATASETS)
     return {
         "encoder": stages.encoder_file(config, run_of(wildcards)),
-        "data": DOWNSTREAM_MANIFEST.format(downstream=wildcards.downstream),
-        "data_files": downstream_store_files(wildcards),
+        "data": manifests_of(datasets),
+        "data_files": store_files_of(datasets),
     }
 
 

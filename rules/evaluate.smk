@@ -1,19 +1,21 @@
 rule extract_features:
-    """Features of every split of a downstream dataset from a pretrained encoder (frozen, deterministic
-    resize + centre crop)."""
+    """Features of every split of a downstream dataset (with features.one_job_per_encoder: of every evaluation
+    dataset, the downstream ones and the similarity analysis', in one process) from one encoder, a pretrained run's
+    or a method's initialisation (frozen, deterministic resize + centre crop)."""
     input:
-        encoder=f"{stages.PRETRAIN}/{stages.ENCODER}",
-        data=DOWNSTREAM_MANIFEST,
-        data_files=downstream_store_files,
+        encoder=run_encoder,
+        data=lambda wildcards: manifests_of(job_datasets(wildcards, EVALUATION_DATASETS)),
+        data_files=lambda wildcards: store_files_of(job_datasets(wildcards, EVALUATION_DATASETS)),
     output:
-        features=stages.FEATURES,
+        features=per_job(stages.FEATURES, EVALUATION_DATASETS),
     params:
         config=features_config_json,
-        data=subpath(input.data, parent=True),
+        downstream=lambda wildcards: " ".join(job_datasets(wildcards, EVALUATION_DATASETS)),
+        data=lambda wildcards: stores_of(job_datasets(wildcards, EVALUATION_DATASETS)),
     log:
-        f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}/{{downstream}}.log",
+        f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}{JOB}.log",
     benchmark:
-        f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}/{{downstream}}.tsv"
+        f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}{JOB}.tsv"
     conda:
         GENSSL_ENV
     threads: 1
@@ -23,7 +25,7 @@ rule extract_features:
     shell:
         GENSSL
         + " features --method {wildcards.method} --run {wildcards.run}"
-        " --downstream {wildcards.downstream} --config-json {params.config:q} --encoder {input.encoder}"
+        " --downstream {params.downstream} --config-json {params.config:q} --encoder {input.encoder}"
         " --data {params.data} --out {output.features} --threads {threads} 2> {log}"
 
 
@@ -37,7 +39,7 @@ rule extract_conditioning_features:
     output:
         features=stages.CONDITIONING_FEATURES,
     params:
-        config=features_config_json,
+        config=conditioning_features_config_json,
         data=subpath(input.data, parent=True),
         weights=lambda wildcards, input: f"--weights {subpath(input.weights, parent=True)}" if input.weights else "",
     log:
@@ -58,22 +60,24 @@ rule extract_conditioning_features:
 
 
 rule linear_probe:
-    """Linear probe (protocol `features` or `augmented`) and weighted kNN of one encoder on one downstream
-    dataset."""
+    """Linear probe (protocol `features` or `augmented`) and weighted kNN of one encoder on a downstream dataset (with
+    features.one_job_per_encoder: on every downstream dataset, in one process)."""
     input:
         unpack(augmented_probe_inputs),
-        features=stages.FEATURES,
+        features=per_job(stages.FEATURES, DOWNSTREAM_DATASETS),
     output:
-        result=stages.PROBE,
+        result=per_job(stages.PROBE, DOWNSTREAM_DATASETS),
     params:
         config=probe_config_json,
         images=lambda wildcards, input: (
-            f"--encoder {input.encoder} --data {subpath(input.data, parent=True)}" if "encoder" in input.keys() else ""
+            f"--encoder {input.encoder} --data {stores_of(job_datasets(wildcards, DOWNSTREAM_DATASETS))}"
+            if "encoder" in input.keys()
+            else ""
         ),
     log:
-        f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}/{{downstream}}.log",
+        f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}{JOB}.log",
     benchmark:
-        f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}/{{downstream}}.tsv"
+        f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}{JOB}.tsv"
     conda:
         GENSSL_ENV
     threads: 1

@@ -58,8 +58,9 @@ rule generate_shard:
         " {params.weights} --out {params.out} --shard {params.shard} --threads {threads} 2> {log}"
 
 
-rule gather_augmentations:
-    """Gather the shards into one variant store with its manifest and a preview grid of sources and variants."""
+checkpoint gather_augmentations:
+    """Gather the shards into one variant store with its manifest and a preview grid of sources and variants. A
+    checkpoint, as prepare_dataset: the runs reading the store list its files as inputs."""
     input:
         data=f"{stages.DATA}/{stages.MANIFEST}",
         data_files=data_store_files,

@@ -1,5 +1,6 @@
-rule prepare_dataset:
-    """Prepare a dataset into an image store with labels, splits and a manifest."""
+checkpoint prepare_dataset:
+    """Prepare a dataset into an image store with labels, splits and a manifest. A checkpoint: the jobs reading the
+    store list its files as inputs, known once it is written (rules/common.smk, prepared_store_files)."""
     output:
         manifest=f"{stages.DATA}/{stages.MANIFEST}",
     params:

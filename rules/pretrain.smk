@@ -20,6 +20,8 @@ rule pretrain:
         seed=lambda wildcards: run_of(wildcards).seed,
         launcher=lambda wildcards, resources: launcher(resources),
         threads=lambda wildcards, threads, resources: max(1, threads // max(1, int(resources.gpu))),
+    wildcard_constraints:
+        run=PRETRAINED_RUN,
     log:
         f"{LOGS}/pretrain/{{dataset}}/{{method}}/{{run}}.log",
     benchmark:
@@ -37,3 +39,31 @@ rule pretrain:
         + " pretrain --method {wildcards.method} --augmentation {params.augmentation} --seed {params.seed}"
         " --config-json {params.config:q} --data {params.data} --out {params.out} {params.variants}"
         " --threads {params.threads} 2> {log}"
+
+
+rule init_encoder:
+    """A method's initialisation for one seed, untrained (run directory init[-seed{s}]): the backbone its runs with
+    that seed start from, the random-init baseline that the probes compare every trained encoder with."""
+    output:
+        encoder=f"{stages.INIT_ENCODER}/{stages.ENCODER}",
+        record=f"{stages.INIT_ENCODER}/{stages.INIT_RECORD}",
+    wildcard_constraints:
+        run=INIT_RUN,
+    params:
+        config=init_config_json,
+        seed=lambda wildcards: run_of(wildcards).seed,
+        out=subpath(output.encoder, parent=True),
+    log:
+        f"{LOGS}/init_encoder/{{dataset}}/{{method}}/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS}/init_encoder/{{dataset}}/{{method}}/{{run}}.tsv"
+    conda:
+        GENSSL_ENV
+    threads: 1
+    resources:
+        attempt=attempt_of,
+        mem_mb=1000,
+    shell:
+        GENSSL
+        + " init-encoder --method {wildcards.method} --seed {params.seed} --config-json {params.config:q}"
+        " --out {params.out} 2> {log}"

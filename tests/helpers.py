@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import yaml
 from PIL import Image
 
 from genssl.config import validate_config
+from genssl.evaluate.similarity.stage import is_replicate, pair_kind
+from genssl.stages import similarity_encoders
 
 REPO = Path(__file__).resolve().parents[1]
 #: The smallest icdiffusion generator the workflow tests train (seconds on a CPU).
@@ -101,6 +104,27 @@ def study_results(root):
     files = sorted((root / "results" / "probe").rglob("*.json")) + sorted((root / "results" / "similarity").rglob("*"))
     files.append(root / "results" / "report" / "metrics.json")
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in files if p.is_file()}
+
+
+def write_similarity(root, config, value):
+    """The similarity analysis' files of ``config`` with ``value(a, b) -> (cka, opd)`` for every pair, and bootstrap
+    bounds +- 0.05 for the first seed's pairs."""
+    directory = root / "results" / "similarity" / "digits"
+    directory.mkdir(parents=True)
+    names = list(similarity_encoders(config))
+    cka = ["a,b,kind,n,cka,cka_low,cka_high,cka_debiased,cka_debiased_low,cka_debiased_high"]
+    opd = ["a,b,kind,n,opd,opd_low,opd_high"]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            c, o = value(a, b)
+            first = not (is_replicate(a) or is_replicate(b))
+            bounds = (lambda v: f"{v - 0.05},{v + 0.05}") if first else (lambda v: ",")
+            cka.append(f"{a},{b},{pair_kind(a, b)},100,{c},{bounds(c)},{c},{bounds(c)}")
+            opd.append(f"{a},{b},{pair_kind(a, b)},100,{o},{bounds(o)}")
+    (directory / "cka.csv").write_text("\n".join(cka) + "\n")
+    (directory / "opd.csv").write_text("\n".join(opd) + "\n")
+    matrices = {"dataset": "digits", "split": "test", "n": 100, "confidence": 0.95, "bootstrap": 50}
+    (directory / "matrices.json").write_text(json.dumps(matrices))
 
 
 def planned_jobs(result) -> dict[str, int]:

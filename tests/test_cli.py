@@ -70,3 +70,39 @@ def test_evaluation_commands_name_their_bad_input(tmp_path, capsys):
     assert main(["probe", "--config", config, "--features", str(tmp_path / "f.npz"), "--out", str(out)]) == 1
     assert "f.npz: no feature file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_one_process_encodes_and_probes_every_dataset_of_an_encoder(digits16, tmp_path, capsys):
+    """features.one_job_per_encoder: the rules pass an encoder's datasets to one `genssl features` and one `genssl
+    probe` process; their lists pair up item by item."""
+    import json
+    from pathlib import Path
+
+    from genssl.config import to_json, validate_config
+    from genssl.data.prepare import prepare_dataset
+
+    config = validate_config(
+        {
+            "datasets": {
+                "digits": {"source": "digits", "image_size": 16},
+                "shapes": {"source": "shapes", "image_size": 16, "n_per_class": 10},
+            },
+            "pretrain": {"dataset": "digits", "backbone": {"width": 4, "blocks": [1]}},
+            "probe": {"C": [1.0], "knn_k": [5]},
+        }
+    )
+    prepare_dataset(config, "shapes", tmp_path / "shapes")
+    text = to_json(config)
+    encoder = tmp_path / "init"
+    assert main(["init-encoder", "--config-json", text, "--method", "simclr", "--out", str(encoder)]) == 0
+    features = [str(tmp_path / f"{d}.npz") for d in ("digits", "shapes")]
+    common = ["--config-json", text, "--method", "simclr", "--run", "init", "--downstream", "digits", "shapes"]
+    stores = ["--data", str(digits16), str(tmp_path / "shapes")]
+    encoder_file = str(encoder / "encoder.safetensors")
+    assert main(["features", *common, "--encoder", encoder_file, *stores, "--out", *features]) == 0
+    results = [str(tmp_path / f"{d}.json") for d in ("digits", "shapes")]
+    assert main(["probe", "--config-json", text, "--features", *features, "--out", *results]) == 0
+    assert [json.loads(Path(r).read_text())["dataset"] for r in results] == ["digits", "shapes"]
+
+    assert main(["probe", "--config-json", text, "--features", *features, "--out", results[0]]) == 2
+    assert "--out: give one result file per item (2), got 1" in capsys.readouterr().err

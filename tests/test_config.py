@@ -19,7 +19,7 @@ def test_default_config_validates_with_defaults_filled():
     config = load_config(REPO / "config" / "config.yaml")
     digits = config["datasets"]["digits"]
     assert config["seed"] == 0
-    assert digits["image_size"] == 16 and config["seeds"] == [0]
+    assert digits["image_size"] == 16 and config["seeds"] == [0, 1, 2]
     assert digits["resize"] == "center_crop"
     assert digits["encoding"] == "auto"
     assert digits["val_fraction"] == 0.1 and digits["test_fraction"] == 0.2
@@ -71,6 +71,15 @@ def test_negative_image_size_names_the_key():
         (
             {"datasets": {"f": {"source": "imagefolder", "root": "/x", "resize": "shorter_side", "encoding": "raw"}}},
             "datasets.f.encoding: 'raw' stores need one image shape",
+        ),
+        (
+            {"seeds": [0, 1], "augmentations": {"standard": {}, "p025": {"seeds": [1, 5]}}},
+            "augmentations.p025.seeds: [5] are not among the study's seeds [0, 1]",
+        ),
+        ({"augmentations": {"init": {}}}, "augmentations.init: the name is reserved for the methods' initialisations"),
+        (
+            {"generators": {"g": {"backend": "icgan", "conditioning": {"encoder": "e.safetensors", "seed": 3}}}},
+            "generators.g.conditioning: give either `encoder` (a file) or `method` and `augmentation`",
         ),
     ],
 )

@@ -19,10 +19,12 @@ def test_the_committed_dvc_yaml_is_the_default_studys_pipeline():
     assert committed == dvc_stages(load_config(config_file), raw, "config/config.yaml")
     stages = committed["stages"]
     assert stages["prepare_digits"]["outs"] == ["results/data/digits"]
+    # the generator's own conditioning run (seed 1000), tracked like the compared runs
     assert stages["train_generator_icdiffusion"]["deps"] == [
         "results/data/digits",
-        "results/pretrain/digits/simclr/standard",
+        "results/pretrain/digits/simclr/standard-seed1000",
     ]
+    assert stages["pretrain_simclr_standard-seed1000"]["outs"] == ["results/pretrain/digits/simclr/standard-seed1000"]
     assert stages["pretrain_simclr_p025"]["deps"] == ["results/augment/digits/icdiffusion", "results/data/digits"]
     # the run's slice (genssl.stages.pretrain_keys) as far as the file holds it: not which methods train p025
     assert stages["pretrain_simclr_p025"]["params"] == [
@@ -39,7 +41,8 @@ def test_the_committed_dvc_yaml_is_the_default_studys_pipeline():
         }
     ]
     assert stages["report"]["metrics"] == [{"results/report/metrics.json": {"cache": False}}]
-    assert len([s for s in stages if s.startswith("pretrain_")]) == 20
+    # 7 methods x 2 augmentations x 3 seeds, 6 one-seed ablations of SimCLR and the conditioning run
+    assert len([s for s in stages if s.startswith("pretrain_")]) == 42 + 6 + 1
 
 
 def _run(command, cwd, env, check=True):

@@ -61,16 +61,18 @@ def test_the_paper_study_has_the_papers_runs_and_evaluations(dry_run):
     assert config["pretrain"]["backbone"]["name"] == "resnet50" and config["pretrain"]["epochs"] == 100
     assert config["generators"]["sd_unclip"]["variants"] == 10
     assert {a.get("p") for a in config["augmentations"].values()} == {None, 0.5}
-    # 7 methods x (standard, sd_unclip, icgan); 6 downstream datasets; 7 stores (ImageNet twice: pretraining, probes).
+    # 7 methods x (standard, sd_unclip, icgan) and each method's initialisation; 6 downstream datasets, one job per
+    # encoder and dataset; 7 stores (ImageNet twice: pretraining, probes).
     assert planned_jobs(dry_run) == {
         "all": 1,
         "prepare_dataset": 7,
         "generate_shard": 256 + 64,
         "gather_augmentations": 2,
         "pretrain": 21,
-        "extract_features": 21 * 6,
+        "init_encoder": 7,
+        "extract_features": (21 + 7) * 6,
         "extract_conditioning_features": 2,
-        "linear_probe": 21 * 6,
+        "linear_probe": (21 + 7) * 6,
         "similarity": 1,
         "report": 1,
     }

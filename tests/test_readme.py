@@ -8,15 +8,16 @@ import pytest
 import yaml
 
 from genssl.config import validate_config
-from genssl.study import runs
+from genssl.study import runs, separate_conditioning_runs
 from tests.helpers import REPO, planned_jobs, snakemake, study_dir
 
 DEFAULT = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
 
 
 def _whole_study(config):
-    """The pretraining runs of the whole study: a plan of everything holds one pretrain job per run."""
-    return {"pretrain": len(runs(config)), "report": 1}
+    """The pretraining runs of the whole study: a plan of everything holds one pretrain job per run (and per
+    generator's conditioning run of its own)."""
+    return {"pretrain": len(runs(config)) + len(separate_conditioning_runs(config)), "report": 1}
 
 
 #: The jobs each command of the README's "Running parts of the workflow" plans in an empty directory.
@@ -28,7 +29,7 @@ EXPECTED = {
         "prepare_dataset": 1,
         "pretrain": 1,
     },
-    "snakemake -c2 --config 'seeds=[0,1,2]'": _whole_study({**DEFAULT, "seeds": [0, 1, 2]}),
+    "snakemake -c2 --config 'seeds=[0,1,2,3]'": _whole_study({**DEFAULT, "seeds": [0, 1, 2, 3]}),
 }
 
 

@@ -1,7 +1,5 @@
 """The report's building blocks: number formats, tables, each section of summary.md and the DVC metrics."""
 
-import json
-
 import pytest
 
 from genssl.config import validate_config
@@ -9,14 +7,14 @@ from genssl.report import sections
 from genssl.report.sections import runtime_table
 from genssl.report.stage import metrics
 from genssl.report.tables import markdown_table, number, percent, with_interval
-from tests.helpers import small_study
+from tests.helpers import small_study, write_similarity
 
 
 def test_values_over_seeds_are_mean_and_sample_standard_deviation():
-    assert percent([0.8512]) == "85.1"
-    assert percent([0.80, 0.82, 0.84]) == "82.0 ± 2.0"
-    assert percent([]) == "—" and number(None) == "—"
-    assert number([1.0, 2.0], 2) == "1.50 ± 0.71"
+    assert percent({0: 0.8512}) == "85.1"
+    assert percent({0: 0.80, 1: 0.82, 2: 0.84}) == "82.0 ± 2.0"
+    assert percent({}) == "—" and number(None) == "—"
+    assert number({3: 1.0, 5: 2.0}, 2) == "1.50 ± 0.71"
     assert with_interval(0.5, 0.4, 0.61) == "0.500 [0.400, 0.610]"
 
 
@@ -40,32 +38,16 @@ def test_the_runtime_table_sums_snakemake_benchmark_files_per_rule(tmp_path):
 
 def test_metrics_are_means_over_seeds_keyed_for_dvc():
     config = validate_config({"probe": {"knn_k": [20]}})
-    rows = [
-        {
-            "section": "probe",
-            "method": "simclr",
-            "augmentation": "standard",
-            "downstream": "digits",
-            "metric": "top1",
-            "value": v,
-            "other": "",
-        }
-        for v in (0.8, 0.9)
+    rows = [_row("probe", "simclr", "standard", seed, "digits", "top1", v) for seed, v in enumerate((0.8, 0.9))]
+    rows.append(_row("probe", "simclr", "init", 0, "digits", "top1", 0.7))
+    rows += [
+        _row("similarity", "simclr", "standard", seed, "conditioning", "cka", v, "conditioning/ic")
+        for seed, v in enumerate((0.5, 0.6))
     ]
-    rows.append(
-        {
-            "section": "similarity",
-            "method": "simclr",
-            "augmentation": "standard",
-            "downstream": "conditioning",
-            "metric": "cka",
-            "value": 0.5,
-            "other": "conditioning/ic",
-        }
-    )
     out = metrics(config, rows)
     assert out["probe"]["digits"]["simclr/standard"]["top1"] == pytest.approx(0.85)
-    assert out["similarity"]["simclr/standard vs conditioning/ic"] == {"cka": 0.5}
+    assert out["probe"]["digits"]["simclr/init"]["top1"] == pytest.approx(0.7)
+    assert out["similarity"]["simclr/standard vs conditioning/ic"] == {"cka": 0.5}  # the first seed's pair
 
 
 def _row(section, method, augmentation, seed, downstream, metric, value, other=""):
@@ -82,7 +64,7 @@ def _row(section, method, augmentation, seed, downstream, metric, value, other="
 
 
 def _probe_rows(values):
-    """``{(method, augmentation, downstream): [top1 per seed]}`` as rows, with kNN top-1 = top-1 - 0.1."""
+    """``{(method, augmentation, downstream): [top1 of seed 0, 1, ...]}`` as rows, with kNN top-1 = top-1 - 0.1."""
     rows = []
     for (method, augmentation, downstream), per_seed in values.items():
         for seed, value in enumerate(per_seed):
@@ -106,33 +88,76 @@ def test_the_header_shows_each_methods_own_batch_lr_and_steps(digits16, tmp_path
     assert f"| byol | 64 | {byol['lr'] * 64 / 256:.4g} | {byol['optimizer']} | {steps} |" in text
 
 
-def test_probe_tables_show_mean_and_sd_over_seeds_per_downstream_dataset():
+def test_probe_tables_show_the_random_init_and_mean_and_sd_over_seeds_per_downstream_dataset():
     config = small_study(seeds=[0, 1])
-    rows = _probe_rows({("simclr", "standard", "digits"): [0.80, 0.82], ("byol", "generative", "shapes"): [0.5, 0.5]})
-    text = sections.probe_tables(config, rows, "top1", "Linear probe top-1 (%)")
-    assert text.startswith("## Linear probe top-1 (%)\n\n### digits\n\n| method | standard | crop | generative |")
-    assert "| simclr | 81.0 ± 1.4 | — |" in text
-    assert "### shapes" in text and "| byol | — | — | 50.0 ± 0.0 |" in text
-
-
-def test_the_delta_table_pairs_runs_by_seed():
-    config = small_study(seeds=[0, 1], downstream=["digits"])
+    config["augmentations"]["crop"]["seeds"] = [1]
     rows = _probe_rows(
-        {("simclr", "standard", "digits"): [0.80, 0.90], ("simclr", "generative", "digits"): [0.83, 0.91]}
+        {
+            ("simclr", "init", "digits"): [0.70, 0.72],
+            ("simclr", "standard", "digits"): [0.80, 0.82],
+            ("byol", "generative", "shapes"): [0.5, 0.5],
+        }
+    )
+    text = sections.probe_tables(config, rows, "top1", "Linear probe top-1 (%)")
+    assert text.startswith(
+        "## Linear probe top-1 (%)\n\n### digits\n\n| method | random init | standard | crop (seed 1) | generative |"
+    )
+    assert "| simclr | 71.0 ± 1.4 | 81.0 ± 1.4 | — |" in text
+    assert "### shapes" in text and "| byol | — | — | — | 50.0 ± 0.0 |" in text
+
+
+def test_the_delta_table_pairs_runs_by_seed_and_says_which_intervals_exclude_zero():
+    config = small_study(seeds=[0, 1, 2], downstream=["digits"])
+    config["augmentations"]["p025"]["seeds"] = [0]
+    rows = _probe_rows(
+        {
+            ("simclr", "standard", "digits"): [0.80, 0.90, 0.85],
+            ("simclr", "generative", "digits"): [0.83, 0.92, 0.875],
+            ("simclr", "p025", "digits"): [0.70],
+            ("byol", "standard", "digits"): [0.80, 0.90, 0.85],
+            ("byol", "generative", "digits"): [0.83, 0.88, 0.86],
+        }
     )
     text = sections.delta_table(config, rows)
-    assert "| simclr | generative | digits | 2.0 ± 1.4 | 2.0 ± 1.4 |" in text
-    assert "| byol | generative | digits | — | — |" in text
+    interval = "+2.5 ± 0.5 [+1.3, +3.7] (95 % t, n = 3)"
+    assert f"| simclr | generative | digits | {interval} | {interval} |" in text
+    assert "| simclr | p025 (seed 0) | digits | -10.0 (n = 1: no interval) |" in text
+    assert "| byol | generative | digits | +0.7 ± 2.5 [" in text
+    assert (
+        f"Intervals that exclude 0: simclr generative digits linear ({interval}); simclr generative digits kNN" in text
+    )
+    assert "byol generative digits linear" not in text
     assert sections.delta_table(small_study(augmentations={"standard": {}}), rows) == ""
 
 
-def test_the_p_sweep_table_starts_at_the_standard_run():
-    config = small_study(downstream=["digits"])
+def test_the_learning_table_compares_each_method_with_its_initialisation_seed_by_seed():
+    config = small_study(seeds=[0, 1, 2], downstream=["digits"])
+    rows = _probe_rows(
+        {
+            ("simclr", "init", "digits"): [0.90, 0.92, 0.91],
+            ("simclr", "standard", "digits"): [0.95, 0.96, 0.97],
+            ("byol", "init", "digits"): [0.90, 0.92, 0.91],
+            ("byol", "standard", "digits"): [0.88, 0.93, 0.89],
+        }
+    )
+    text = sections.learning_table(config, rows)
+    simclr = next(line for line in text.splitlines() if line.startswith("| simclr |"))
+    assert simclr.startswith("| simclr | 91.0 ± 1.0 | 96.0 ± 1.0 | +5.0 ± 1.0 [+2.5, +7.5] (95 % t, n = 3) |")
+    assert simclr.endswith("| yes |")
+    byol = next(line for line in text.splitlines() if line.startswith("| byol |"))
+    assert "| -1.0 ± 1.7 [-5.3, +3.3] (95 % t, n = 3) |" in byol and byol.endswith(
+        "| **no** |"
+    )  # below its initialisation on the mean
+
+
+def test_the_p_sweep_table_starts_at_the_standard_run_and_labels_ablations_with_fewer_seeds():
+    config = small_study(downstream=["digits"], seeds=[0, 1])
+    config["augmentations"]["p025"]["seeds"] = [0]
     values = {("simclr", a, "digits"): [v] for a, v in [("standard", 0.8), ("p025", 0.81), ("generative", 0.82)]}
     text = sections.sweep_tables(config, _probe_rows(values), "p", "p sweep")
     assert "## p sweep: simclr, ic (linear top-1, %)" in text
     lines = [line for line in text.splitlines() if line.startswith("| 0")]
-    assert lines[:3] == ["| 0.0 | standard | 80.0 |", "| 0.25 | p025 | 81.0 |", "| 0.5 | generative | 82.0 |"]
+    assert lines[:3] == ["| 0.0 | standard | 80.0 |", "| 0.25 | p025 (seed 0) | 81.0 |", "| 0.5 | generative | 82.0 |"]
     assert "p = 0 is the standard run" in text
     modes = sections.sweep_tables(config, _probe_rows(values), "mode", "Mode ablation")
     assert [line.split(" | ")[0] for line in modes.splitlines() if line.startswith("| generative")] == [
@@ -155,30 +180,45 @@ def test_the_sdiet_table_lists_sdiet_first_with_memory_and_time():
     assert sections.sdiet_table(small_study(), rows) == ""
 
 
-def test_similarity_tables_show_each_statistic_with_its_interval(tmp_path):
-    config = small_study()
-    directory = tmp_path / "results" / "similarity" / "digits"
-    directory.mkdir(parents=True)
-    (directory / "cka.csv").write_text(
-        "a,b,kind,n,cka,cka_low,cka_high,cka_debiased,cka_debiased_low,cka_debiased_high\n"
-        "simclr/generative,conditioning/ic,conditioning,100,0.8,0.7,0.9,0.6,0.5,0.7\n"
-        "byol/standard,simclr/standard,cross,100,0.5,0.4,0.6,0.3,0.2,0.4\n"
+def _similarity_study():
+    config = small_study(
+        seeds=[0, 1],
+        methods={"simclr": {}},
+        augmentations={
+            "standard": {},
+            "generative": {"generator": "ic"},
+            "p025": {"generator": "ic", "p": 0.25, "seeds": [0]},
+        },
     )
-    (directory / "opd.csv").write_text(
-        "a,b,kind,n,opd,opd_low,opd_high\n"
-        "simclr/generative,conditioning/ic,conditioning,100,0.3,0.2,0.4\n"
-        "byol/standard,simclr/standard,cross,100,0.9,0.8,1.0\n"
-    )
-    matrices = {"dataset": "digits", "split": "test", "n": 100, "confidence": 0.95, "bootstrap": 50}
-    (directory / "matrices.json").write_text(json.dumps(matrices))
-    text = sections.similarity_tables(config, tmp_path)
-    assert "(digits test, n = 100, 95 % bootstrap intervals over 50 resamples)" in text
-    assert (
-        "| simclr/generative | conditioning/ic | 0.800 [0.700, 0.900] | 0.600 [0.500, 0.700] | 0.300 [0.200, 0.400] |"
-        in text
-    )
-    assert "byol/standard" not in text  # cross pairs are in the heatmaps only
-    assert sections.similarity_tables(config, tmp_path / "none") == ""
+    config["generators"]["ic"]["conditioning"] = {"method": "simclr", "augmentation": "standard", "seed": 1000}
+    return config
+
+
+def test_similarity_tables_judge_closeness_to_the_conditioning_encoder_over_seeds_against_the_yardstick(tmp_path):
+    from genssl.report.collect import similarity_pairs
+
+    config = _similarity_study()
+
+    def value(a, b):
+        if b == "conditioning/ic":
+            return {"simclr/generative": (0.8, 0.3), "simclr/generative-seed1": (0.7, 0.4)}.get(a, (0.6, 0.5))
+        return 0.5, 0.9
+
+    write_similarity(tmp_path, config, value)
+    text = sections.similarity_tables(config, tmp_path, similarity_pairs(config, tmp_path))
+    assert text.startswith("## Representation similarity (digits test, n = 100)")
+    assert "### Against the conditioning encoder conditioning/ic (intervals over seeds)" in text
+    assert "the run simclr/standard-seed1000 (seed 1000), trained for the generators, in no comparison" in text
+    assert "| simclr/generative | 0.750 ± 0.071 [0.115, 1.385] (95 % t, n = 2) | 0.350 ± 0.071 [" in text
+    assert "| simclr/p025 (seed 0) | 0.600 (n = 1: no interval) | 0.500 (n = 1: no interval) |" in text
+    assert "| simclr/standard (independent runs of the conditioning encoder's method: the yardstick) | 0.600 ±" in text
+    assert "| simclr | standard | 1 | 0.500 [0.500, 0.500] | 0.900 [0.900, 0.900] |" in text
+    assert "| simclr | generative | 0.500 ± 0.000 [0.500, 0.500] (95 % t, n = 2) |" in text
+    bootstrap = text[text.index("bootstrap intervals") :]
+    assert "they do not cover the variation between training runs" in bootstrap
+    assert "| simclr/generative | conditioning/ic | 0.800 [0.750, 0.850] |" in bootstrap
+    assert "seed1" not in bootstrap  # replicate pairs have no bootstrap interval
+    assert sections.similarity_tables(config, tmp_path, {}) == ""
 
 
 def test_the_provenance_table_shows_each_runs_code_and_inputs_and_warns_on_mixed_data():

@@ -84,7 +84,32 @@ def test_feature_sets_of_other_examples_are_refused_and_nothing_is_written(encod
     assert not (tmp_path / "out").exists()
 
 
+def test_replicate_seeds_get_values_but_no_bootstrap_interval(encoders, tmp_path):
+    """The bootstrap over test examples covers the first seed's pairs; a replicate's pairs are for intervals over
+    seeds, which the report computes."""
+    rng = np.random.default_rng(1)
+    base = np.load(encoders["simclr/standard"])["test_features"]
+    encoders["simclr/standard-seed1"] = _write(tmp_path / "r.npz", base + 0.5 * rng.normal(size=base.shape))
+    result = run_similarity(config(), encoders, tmp_path / "out")
+    with open(tmp_path / "out" / "cka.csv") as f:
+        cka = {(row["a"], row["b"]): row for row in csv.DictReader(f)}
+    assert len(cka) == 10
+    replicate = cka[("simclr/standard", "simclr/standard-seed1")]
+    assert replicate["kind"] == "seed_to_seed" and 0 < float(replicate["cka"]) < 1
+    assert replicate["cka_low"] == replicate["cka_high"] == ""
+    first = cka[("simclr/standard", "simclr/generative")]
+    assert float(first["cka_low"]) <= float(first["cka"]) <= float(first["cka_high"])
+    index = result["encoders"].index("simclr/standard-seed1")
+    assert result["matrices"]["opd"]["low"][0][index] is None and result["matrices"]["opd"]["low"][0][1] is not None
+    # the first seed's intervals do not depend on which replicates are compared too
+    without = run_similarity(config(), {k: v for k, v in encoders.items() if "seed1" not in k}, tmp_path / "first")
+    assert without["matrices"]["cka"]["low"][0][1] == result["matrices"]["cka"]["low"][0][1]
+
+
 def test_pair_kinds():
     assert pair_kind("diet/generative", "diet/standard") == "standard_vs_generative"
+    assert pair_kind("diet/generative-seed2", "diet/standard-seed2") == "standard_vs_generative"
+    assert pair_kind("diet/generative-seed2", "diet/standard") == "cross"
+    assert pair_kind("diet/standard-seed1", "diet/standard") == "seed_to_seed"
     assert pair_kind("diet/generative", "diet/p025") == "cross"
     assert pair_kind("conditioning/sd_unclip", "diet/standard") == "conditioning"

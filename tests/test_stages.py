@@ -30,7 +30,12 @@ def test_paths_of_a_first_seed_run_and_of_a_replicate():
         stages.features_file(config, replicate, "shapes") == "results/features/digits/simclr/standard-seed7/shapes.npz"
     )
     assert "results/probe/digits/simclr/standard-seed7/shapes.json" in probe_files(config)
-    assert len(probe_files(config)) == 2 * 8 * 2
+    # every run and every method's initialisation, for both seeds, on both downstream datasets
+    assert len(probe_files(config)) == 2 * (8 + 2) * 2
+    init = Run("simclr", "init", 7, False)
+    assert stages.encoder_file(config, init) == "results/init/digits/simclr/init-seed7/encoder.safetensors"
+    assert stages.features_file(config, init, "shapes") == "results/features/digits/simclr/init-seed7/shapes.npz"
+    assert "results/probe/digits/byol/init/digits.json" in probe_files(config)
     assert stages.augment_dir(config, "ic") == "results/augment/digits/ic"
     assert stages.generator_dir(config, "ic") == "results/generators/digits/ic"
 
@@ -96,11 +101,24 @@ def test_a_slice_is_valid_on_its_own_and_resolves_to_itself():
     assert config_slice(load_config(text=text), keys) == json.loads(text)
 
 
-def test_the_similarity_analysis_compares_first_seed_runs_and_conditioning_encoders():
+def test_the_similarity_analysis_compares_every_run_of_every_seed_and_the_conditioning_encoders():
     encoders = similarity_encoders(small_study(seeds=[0, 1]))
-    assert list(encoders)[-1] == "conditioning/ic" and len(encoders) == 9
+    assert list(encoders)[-1] == "conditioning/ic" and len(encoders) == 2 * 8 + 1
     assert encoders["simclr/p025"] == "results/features/digits/simclr/p025/digits.npz"
+    assert encoders["simclr/p025-seed1"] == "results/features/digits/simclr/p025-seed1/digits.npz"
     assert encoders["conditioning/ic"] == "results/features/digits/conditioning/ic/digits.npz"
+    assert not any("init" in name for name in encoders)
+
+
+def test_a_conditioning_run_of_its_own_seed_and_a_methods_initialisation_read_what_they_need():
+    config = small_study(seeds=[0, 1])
+    config["generators"]["ic"]["conditioning"] = {"method": "simclr", "augmentation": "standard", "seed": 1000}
+    assert conditioning_encoder_file(config, "ic") == (
+        "results/pretrain/digits/simclr/standard-seed1000/encoder.safetensors"
+    )
+    config["augmentations"]["p025"]["seeds"] = [0]
+    assert "augmentations.p025.seeds" not in pretrain_keys(config, "simclr", "p025")  # which runs exist
+    assert stages.init_keys() == ["pretrain.backbone"]
 
 
 def test_generators_trained_on_the_same_encoder_share_one_conditioning_encoder():

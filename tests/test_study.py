@@ -6,7 +6,18 @@ import pytest
 from genssl.config import validate_config
 from genssl.errors import ConfigError
 from genssl.report.collect import sweeps
-from genssl.study import Run, parse_directory, runs, study_run
+from genssl.study import (
+    Run,
+    augmentation_seeds,
+    conditioning_run,
+    evaluated_runs,
+    init_runs,
+    parse_directory,
+    run_from_directory,
+    runs,
+    separate_conditioning_runs,
+    study_run,
+)
 from tests.helpers import small_study
 
 
@@ -45,6 +56,38 @@ def test_a_run_outside_the_study_is_refused_naming_the_key():
         study_run(config, "simclr", "gen")
     with pytest.raises(ConfigError, match=r"augmentations.p025.methods: does not list byol"):
         study_run(config, "byol", "p025")
+
+
+def test_an_ablation_may_run_fewer_of_the_studys_seeds():
+    config = small_study(seeds=[0, 1, 2])
+    config["augmentations"]["p025"]["seeds"] = [0]
+    assert [run for run in runs(config) if run.augmentation == "p025"] == [Run("simclr", "p025", 0, True)]
+    assert augmentation_seeds(config, "p025") == [0] and augmentation_seeds(config, "standard") == [0, 1, 2]
+    assert len(runs(config)) == 3 * 8 - 2
+    assert study_run(config, "simclr", "p025") == Run("simclr", "p025", 0, True)
+
+
+def test_a_generator_may_be_conditioned_on_a_run_outside_the_comparison():
+    config = small_study(seeds=[0, 1])
+    config["generators"]["ic"]["conditioning"] = {"method": "simclr", "augmentation": "standard", "seed": 1000}
+    own = Run("simclr", "standard", 1000, False)
+    assert conditioning_run(config, "ic") == own and own.directory == "standard-seed1000"
+    assert separate_conditioning_runs(config) == [own] and own not in runs(config)
+    config["generators"]["ic"]["conditioning"] = {"method": "simclr", "augmentation": "standard"}
+    assert conditioning_run(config, "ic") == Run("simclr", "standard", 0, True)  # the first seed: a compared run
+    assert separate_conditioning_runs(config) == []
+
+
+def test_every_method_is_evaluated_at_its_initialisation_for_every_seed():
+    config = small_study(seeds=[0, 1])
+    assert init_runs(config) == [
+        Run("byol", "init", 0, True),
+        Run("byol", "init", 1, False),
+        Run("simclr", "init", 0, True),
+        Run("simclr", "init", 1, False),
+    ]
+    assert evaluated_runs(config) == runs(config) + init_runs(config)
+    assert run_from_directory("simclr", "init-seed1", config) == Run("simclr", "init", 1, False)
 
 
 def test_sweeps_group_augmentations_that_differ_in_one_setting():

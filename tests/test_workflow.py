@@ -14,8 +14,9 @@ from genssl.store import ImageStore, verify_store
 from genssl.study import runs
 from tests.helpers import REPO, TINY_ICDIFFUSION, planned_jobs, snakemake, study_dir
 
-#: The whole DAG at a tiny size: two methods, a trained generator, the p sweep and the mode ablation for SimCLR,
-#: two seeds, one downstream dataset and the similarity analysis.
+#: The whole DAG at a tiny size: two methods, a trained generator conditioned on a run of its own (seed 7), the p
+#: sweep (one seed) and the mode ablation for SimCLR, two seeds, the initialisations, one downstream dataset and the
+#: similarity analysis.
 TINY = {
     "seed": 0,
     "seeds": [0, 1],
@@ -30,11 +31,16 @@ TINY = {
         "backbone": {"name": "small_resnet", "width": 4, "blocks": [1]},
     },
     "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}, "sdiet": {"proj_output_dim": 8}},
-    "generators": {"icdiffusion": TINY_ICDIFFUSION},
+    "generators": {
+        "icdiffusion": {
+            **TINY_ICDIFFUSION,
+            "conditioning": {"method": "simclr", "augmentation": "standard", "seed": 7},
+        }
+    },
     "augmentations": {
         "standard": {},
         "generative": {"generator": "icdiffusion"},
-        "p100": {"generator": "icdiffusion", "p": 1.0, "methods": ["simclr"]},
+        "p100": {"generator": "icdiffusion", "p": 1.0, "methods": ["simclr"], "seeds": [0]},
         "generative_only": {"generator": "icdiffusion", "mode": "generative-only", "methods": ["simclr"]},
     },
     "downstream": ["digits"],
@@ -47,28 +53,35 @@ def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     workdir = study_dir(tmp_path, config)
     result = snakemake(workdir, env_with_venv, "-n")
-    # 7 methods x (standard, generative) + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan: 20 runs,
-    # each probed on digits and shapes; two generators, four shards each, conditioned on one encoder (simclr/standard).
+    # 7 methods x (standard, generative) x 3 seeds + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan
+    # with one seed: 48 runs, and the generators' own conditioning run (simclr/standard, seed 1000); each method's
+    # initialisation for the 3 seeds; one features and one probe job per encoder (digits and shapes); two generators,
+    # four shards each, conditioned on one encoder.
     assert planned_jobs(result) == {
         "all": 1,
         "prepare_dataset": 2,
-        "pretrain": 20,
+        "pretrain": 49,
+        "init_encoder": 21,
         "train_generator": 2,
         "generate_shard": 8,
         "gather_augmentations": 2,
-        "extract_features": 40,
+        "extract_features": 48 + 21,
         "extract_conditioning_features": 1,
-        "linear_probe": 40,
+        "linear_probe": 48 + 21,
         "similarity": 1,
         "report": 1,
     }
     for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins", "diet", "sdiet"):
         for augmentation in ("standard", "generative"):
             assert f"output: results/pretrain/digits/{method}/{augmentation}/encoder.safetensors" in result.stdout
-            for downstream in ("digits", "shapes"):
-                assert f"output: results/probe/digits/{method}/{augmentation}/{downstream}.json" in result.stdout
+            probes = (f"results/probe/digits/{method}/{augmentation}/{d}.json" for d in ("digits", "shapes"))
+            assert f"output: {', '.join(probes)}" in result.stdout  # one probe job per encoder
     assert "output: results/pretrain/digits/simclr/p025/encoder.safetensors" in result.stdout
+    assert "output: results/pretrain/digits/simclr/p025-seed1/encoder.safetensors" not in result.stdout
+    assert "output: results/pretrain/digits/byol/generative-seed2/encoder.safetensors" in result.stdout
     assert "output: results/pretrain/digits/byol/p025/encoder.safetensors" not in result.stdout
+    assert "output: results/pretrain/digits/simclr/standard-seed1000/encoder.safetensors" in result.stdout
+    assert "output: results/init/digits/byol/init-seed2/encoder.safetensors" in result.stdout
     assert not (workdir / "results").exists()
 
 
@@ -121,39 +134,71 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
     assert (workdir / "results/benchmarks/prepare_dataset/digits.tsv").read_text().startswith("s\t")
     assert not (workdir / "results/augment/digits/icdiffusion.shards").exists()  # temp() shards are removed
 
-    # Every run, replicate seeds included, was trained and probed.
+    # Every run, replicate seeds included, was trained and probed; the p sweep with its one seed only.
     config = validate_config(TINY)
-    assert len(runs(config)) == 12
-    replicate = json.loads((workdir / "results/pretrain/digits/simclr/p100-seed1/run.json").read_text())
+    assert len(runs(config)) == 11
+    replicate = json.loads((workdir / "results/pretrain/digits/simclr/generative_only-seed1/run.json").read_text())
     assert replicate["seed"] == 1 and replicate["config"]["seed"] == 0
+    assert not (workdir / "results/pretrain/digits/simclr/p100-seed1").exists()
     probe = json.loads((workdir / "results/probe/digits/sdiet/generative-seed1/digits.json").read_text())
     assert 0 < probe["top1"] <= 1 and probe["n"]["test"] == 359
+    # Each method's initialisation for each seed went through features and probe like a trained encoder.
+    init = json.loads((workdir / "results/probe/digits/sdiet/init-seed1/digits.json").read_text())
+    assert (
+        0 < init["top1"] <= 1 and init["encoder"]["file"] == "results/init/digits/sdiet/init-seed1/encoder.safetensors"
+    )
+    # The generator is conditioned on a run of its own, which no comparison includes.
+    own = workdir / "results/pretrain/digits/simclr/standard-seed7/encoder.safetensors"
+    assert (workdir / "results/generators/digits/icdiffusion/encoder.safetensors").read_bytes() == own.read_bytes()
+    assert not (workdir / "results/probe/digits/simclr/standard-seed7").exists()
 
-    # The similarity analysis compares the first seed's runs and the conditioning encoder.
+    # The similarity analysis compares every run of every seed and the conditioning encoder; the bootstrap over test
+    # examples covers the first seed's pairs.
     with open(workdir / "results/similarity/digits/cka.csv") as f:
         pairs = list(csv.DictReader(f))
-    assert len(pairs) == 7 * 6 // 2
+    assert len(pairs) == 12 * 11 // 2
     conditioning = next(p for p in pairs if p["a"] == "simclr/standard" and p["b"] == "conditioning/icdiffusion")
-    assert float(conditioning["cka"]) == pytest.approx(1.0)  # icdiffusion is conditioned on simclr/standard
+    assert float(conditioning["cka"]) < 1.0 and conditioning["cka_low"] != ""  # another run than the conditioning one
+    seed_pair = next(p for p in pairs if p["a"] == "simclr/standard" and p["b"] == "simclr/standard-seed1")
+    assert seed_pair["kind"] == "seed_to_seed" and seed_pair["cka_low"] == ""
 
-    # The report holds every table and figure, with finite values.
+    # The report holds every table and figure, with finite values; the claims table comes first.
     summary = (workdir / "results/report/summary.md").read_text()
+    headings = [line for line in summary.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["## Claims", "## Settings"]
     for heading in (
         "## Linear probe top-1 (%)",
         "## kNN top-1 (%), k = 20",
-        "## Generative minus standard",
+        "## Does every method learn?",
+        "## Generative minus standard (paired by seed, percentage points, 95 % t intervals over seeds)",
         "## p sweep: simclr, icdiffusion",
         "## Mode ablation: simclr, icdiffusion",
         "## S-DIET and the other methods",
         "## Representation similarity",
+        "### Against the conditioning encoder conditioning/icdiffusion (intervals over seeds)",
+        "### Seed to seed",
         "## Runtime per rule",
     ):
-        assert heading in summary
+        assert any(line.startswith(heading) for line in summary.splitlines()), heading
+    claims = summary[summary.index("## Claims") : summary.index("## Settings")]
+    for claim in (
+        "Generative augmentation helps every method",
+        "p = 0.5 is the best probability",
+        "Generative + standard augmentations beat generative only",
+        "The SSL encoder does not copy the conditioning encoder",
+        "S-DIET matches contrastive accuracy at lower memory",
+    ):
+        assert f"| {claim}" in claims, claim
+    assert "(95 % t, n = 2)" in claims and "(n = 1: no interval)" in claims  # the p sweep ran one seed
+    assert any(v in claims for v in ("**supported**", "**contradicted**", "**inconclusive at this scale**"))
+    deltas = summary[summary.index("## Generative minus standard") :]
+    assert "(95 % t, n = 2)" in deltas and ("Intervals that exclude 0" in deltas or "No interval excludes 0" in deltas)
+    assert "| random init |" in summary and "p100 (seed 0)" in summary
+    assert "they do not cover the variation between training runs" in summary
     tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
     values = [v for table in tables for v in _finite_cells(table)]
-    assert len(tables) == 10 and len(values) > 50 and all(math.isfinite(v) for v in values)
+    assert len(values) > 50 and all(math.isfinite(v) for v in values)
     assert "| simclr | 128 | 0.2 | lars | 10 |" in summary  # the step plan: batch, peak lr, steps (1293 // 128)
-    assert " ± " in summary  # two seeds: mean +- std
     for name in (
         "preview_icdiffusion",
         "loss_curves",
@@ -169,6 +214,7 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
         rows = list(csv.DictReader(f))
     assert all(math.isfinite(float(r["value"])) for r in rows)
     assert {r["seed"] for r in rows if r["section"] == "probe"} == {"0", "1"}
+    assert {r["augmentation"] for r in rows if r["section"] == "probe"} >= {"init", "standard", "p100"}
     html = snakemake(workdir, env_with_venv, "--report", "results/report.html")
     assert (workdir / "results/report.html").stat().st_size > 100_000, html.stderr
 
@@ -191,14 +237,15 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
 
     # A probe setting reruns only the probes and the report; a similarity setting only the analysis and the report.
     _rewrite(workdir, lambda c: c["probe"].update(C=[1.0]))
-    assert planned_jobs(snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 12, "report": 1}
+    assert planned_jobs(snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "linear_probe": 11 + 4, "report": 1}
     _rewrite(workdir, lambda c: c["similarity"].update(bootstrap=20))
     assert planned_jobs(snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "similarity": 1, "report": 1}
 
-    # Restricting an ablation to fewer methods or adding a seed does not rerun the existing runs.
+    # Adding a seed trains only the new runs (not the one-seed ablation's) and initialisations.
     _rewrite(workdir, lambda c: c.update(seeds=[0, 1, 2]))
     result = snakemake(workdir, env_with_venv, "-n")
-    assert planned_jobs(result)["pretrain"] == 6 and "-seed2/encoder.safetensors" in result.stdout
+    assert planned_jobs(result)["pretrain"] == 5 and planned_jobs(result)["init_encoder"] == 2
+    assert "-seed2/encoder.safetensors" in result.stdout and "p100-seed2" not in result.stdout
 
     # A dataset's setting reruns only that dataset and what is computed from it (shapes is not probed here); the
     # report, which reads the whole configuration, is remade.

@@ -82,6 +82,22 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init_encoder(args: argparse.Namespace) -> int:
+    from genssl.methods import METHODS
+    from genssl.models.initialisation import write_initial_encoder
+    from genssl.stages import init_dir
+    from genssl.study import INIT, make_run, seeds
+
+    config = _config(args)
+    if args.method not in METHODS:  # the rule passes the backbone's slice only: methods.* is not in it
+        raise ConfigError(f"--method: unknown method {args.method!r}; known: {', '.join(sorted(METHODS))}")
+    run = make_run(config, args.method, INIT, seeds(config)[0] if args.seed is None else args.seed)
+    out = args.out or init_dir(config, run)
+    _writable(out)
+    write_initial_encoder(config, run.method, run.seed, out)
+    return 0
+
+
 def _cmd_train_generator(args: argparse.Namespace) -> int:
     import torch
 
@@ -136,6 +152,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _per_item(values: list[str] | None, items: list[str], option: str, what: str) -> list[str | None]:
+    """``values`` of a list option, one per item of ``items`` (``None`` each when not given)."""
+    if values is None:
+        return [None] * len(items)
+    if len(values) != len(items):
+        raise ConfigError(f"{option}: give one {what} per item ({len(items)}), got {len(values)}")
+    return list(values)
+
+
 def _cmd_features(args: argparse.Namespace) -> int:
     import torch
 
@@ -146,19 +171,24 @@ def _cmd_features(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = args.data or data_dir(args.downstream)
-    if args.generator is not None:
-        out = args.out or conditioning_features_file(config, args.generator, args.downstream)
-        _writable(out)
-        extract_conditioning_features(config, args.downstream, args.generator, data, out, args.weights)
-        return 0
-    if args.method is None:
+    if args.generator is None and args.method is None:
         raise ConfigError("genssl features: give --method (and --run) or --generator")
-    run = run_from_directory(args.method, args.run, config)
-    encoder = args.encoder or encoder_file(config, run)
-    out = args.out or features_file(config, run, args.downstream)
-    _writable(out)
-    extract_encoder_features(config, args.downstream, encoder, data, out)
+    datas = _per_item(args.data, args.downstream, "--data", "store")
+    outs = _per_item(args.out, args.downstream, "--out", "feature file")
+    run = None if args.generator is not None else run_from_directory(args.method, args.run, config)
+    jobs = []
+    for downstream, data, out in zip(args.downstream, datas, outs, strict=True):
+        if run is None:
+            out = out or conditioning_features_file(config, args.generator, downstream)
+        else:
+            out = out or features_file(config, run, downstream)
+        jobs.append((downstream, data or data_dir(downstream), out))
+    _writable(*(out for _, _, out in jobs))
+    for downstream, data, out in jobs:
+        if run is None:
+            extract_conditioning_features(config, downstream, args.generator, data, out, args.weights)
+        else:
+            extract_encoder_features(config, downstream, args.encoder or encoder_file(config, run), data, out)
     return 0
 
 
@@ -170,8 +200,11 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    _writable(args.out)
-    run_probe(config, args.features, args.out, args.encoder, args.data)
+    outs = _per_item(args.out, args.features, "--out", "result file")
+    datas = _per_item(args.data, args.features, "--data", "store")
+    _writable(*outs)
+    for features, out, data in zip(args.features, outs, datas, strict=True):
+        run_probe(config, features, out, args.encoder, data)
     return 0
 
 
@@ -311,8 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--out", help=f"output directory (default: {stages.PRETRAIN}, run = augmentation[-seedS])")
     pre.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     pre.add_argument("--variants", help=f"variant store of a generative augmentation (default: {stages.AUGMENT})")
-    pre.add_argument("--seed", type=int, help="the run's seed, one of `seeds` (default: the first)")
+    pre.add_argument(
+        "--seed",
+        type=int,
+        help="the run's seed, one of its augmentation's `seeds` or a conditioning run's (default: the first)",
+    )
     pre.set_defaults(func=_cmd_pretrain)
+
+    init = commands.add_parser(
+        "init-encoder", help=f"a method's untrained initialisation as an encoder ({stages.INIT_ENCODER}/)"
+    )
+    _add_config_options(init)
+    init.add_argument("--method", required=True, help="method name, a key of `methods` in the configuration")
+    init.add_argument("--seed", type=int, help="the seed of the runs it initialises (default: the first of `seeds`)")
+    init.add_argument("--out", help=f"output directory (default: {stages.INIT_ENCODER}, run = init[-seedS])")
+    init.set_defaults(func=_cmd_init_encoder)
 
     train_gen = commands.add_parser("train-generator", help=f"train a generator of the workflow ({stages.GENERATOR}/)")
     _add_config_options(train_gen)
@@ -349,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"frozen-encoder features of a downstream dataset's splits ({stages.FEATURES})",
     )
     _add_config_options(feat)
-    feat.add_argument("--downstream", required=True, help="the dataset to encode, a key of `datasets`")
+    feat.add_argument(
+        "--downstream", nargs="+", required=True, help="the datasets to encode (keys of `datasets`), one process"
+    )
     feat.add_argument("--method", help="the pretraining run's method")
     feat.add_argument(
         "--run", default="standard", help="the run's directory: its augmentation, -seed{s} for a replicate"
@@ -357,17 +405,19 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--encoder", help=f"encoder file (default: the run's {stages.PRETRAIN}/{stages.ENCODER})")
     feat.add_argument("--generator", help="encode with this generator's conditioning encoder instead of a run's")
     feat.add_argument("--weights", help="the trained generator's directory (for --generator of a trained backend)")
-    feat.add_argument("--data", help=f"store of the downstream dataset (default: {stages.data_dir('{downstream}')})")
-    feat.add_argument("--out", help="feature file to write")
+    feat.add_argument(
+        "--data", nargs="+", help=f"store of each downstream dataset (default: {stages.data_dir('{downstream}')})"
+    )
+    feat.add_argument("--out", nargs="+", help="feature file to write per downstream dataset")
     feat.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     feat.set_defaults(func=_cmd_features)
 
     probe = commands.add_parser("probe", help=f"linear probe and kNN accuracy of a feature file ({stages.PROBE})")
     _add_config_options(probe)
-    probe.add_argument("--features", required=True, help="feature file written by genssl features")
-    probe.add_argument("--out", required=True, help="result JSON to write")
+    probe.add_argument("--features", nargs="+", required=True, help="feature files written by genssl features")
+    probe.add_argument("--out", nargs="+", required=True, help="result JSON to write per feature file")
     probe.add_argument("--encoder", help="[probe.protocol augmented] the encoder the features were extracted with")
-    probe.add_argument("--data", help="[probe.protocol augmented] store of the downstream dataset")
+    probe.add_argument("--data", nargs="+", help="[probe.protocol augmented] store of each feature file's dataset")
     probe.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     probe.set_defaults(func=_cmd_probe)
 

@@ -90,6 +90,7 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
         known = ", ".join(sorted(config.get("datasets", {}))) or "(none)"
         problems.append(f"pretrain.dataset: {pretrain.get('dataset')!r} is not a configured dataset; datasets: {known}")
     problems += _generator_errors(config)
+    problems += _seed_errors(config)
     problems += _evaluation_errors(config)
     moco = methods.get("mocov2plus")
     if moco is not None:
@@ -134,10 +135,12 @@ def _generator_errors(config: dict[str, Any]) -> list[str]:
             if key not in gen:
                 problems.append(f"generators.{name}.{key}: {backend} needs {what}")
         conditioning = gen.get("conditioning")
-        if conditioning is not None and ("encoder" in conditioning) == ("method" in conditioning):
+        if conditioning is not None and (
+            ("encoder" in conditioning) == ("method" in conditioning) or {"encoder", "seed"} <= set(conditioning)
+        ):
             problems.append(
                 f"generators.{name}.conditioning: give either `encoder` (a file) or `method` and `augmentation` "
-                "(a pretraining run of this study)"
+                "(and `seed`: a pretraining run of this study)"
             )
         elif conditioning is not None and "method" in conditioning:
             method, augmentation = conditioning["method"], conditioning.get("augmentation", "standard")
@@ -161,6 +164,25 @@ def _generator_errors(config: dict[str, Any]) -> list[str]:
         if generator is not None and generator not in generators:
             known = ", ".join(sorted(generators)) or "(none)"
             problems.append(f"augmentations.{name}.generator: {generator!r} is not a configured generator; {known}")
+    return problems
+
+
+def _seed_errors(config: dict[str, Any]) -> list[str]:
+    """An augmentation's own ``seeds`` are some of the study's (so that its runs pair with the others seed by seed);
+    ``init`` names the methods' initialisations, not an augmentation (:data:`genssl.study.INIT`)."""
+    from genssl.study import INIT, seeds
+
+    problems = []
+    study = seeds(config)
+    for name, aug in config.get("augmentations", {}).items():
+        if name == INIT:
+            problems.append(
+                f"augmentations.{INIT}: the name is reserved for the methods' initialisations (the random-init "
+                "baseline of every study); rename the augmentation"
+            )
+        extra = sorted(set(aug.get("seeds") or []) - set(study))
+        if extra:
+            problems.append(f"augmentations.{name}.seeds: {extra} are not among the study's seeds {study}")
     return problems
 
 

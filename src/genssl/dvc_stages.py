@@ -2,12 +2,13 @@
 ``dvc pull`` move them between machines and clusters.
 
 Tracked (:func:`tracked`; ``outs``, cached and pushed): every prepared dataset store, every generator trained in
-the workflow, every variant store and every pretraining run's directory with its checkpoint (paths:
-:mod:`genssl.stages`). Not tracked: features, probes, the similarity analysis and the report, which are cheap and
-recomputed from the pulled artifacts. Each stage's ``cmd`` is the Snakemake target that makes it (``dvc repro``
-works too), its ``params`` the keys of the stage's config slice (:mod:`genssl.stages`) that the configuration file
-itself holds (DVC reads them from it), its ``deps`` the tracked artifacts it reads. The ``report`` stage records
-the report's ``metrics.json`` as DVC metrics; the top-level ``plots`` are the training-loss curves of every run.
+the workflow, every variant store and every pretraining run's directory with its checkpoint (a generator's own
+conditioning run included; paths: :mod:`genssl.stages`). Not tracked: features, probes, the initialisations, the
+similarity analysis and the report, which are cheap and recomputed from the pulled artifacts. Each stage's ``cmd``
+is the Snakemake target that makes it (``dvc repro`` works too), its ``params`` the keys of the stage's config slice
+(:mod:`genssl.stages`) that the configuration file itself holds (DVC reads them from it), its ``deps`` the tracked
+artifacts it reads. The ``report`` stage records the report's ``metrics.json`` as DVC metrics; the top-level
+``plots`` are the training-loss curves of every run.
 
 Snakemake, not DVC, decides what to rerun. After ``dvc pull``, ``make pull`` checks every pulled artifact's
 provenance against the configuration (``genssl status``, :mod:`genssl.status`): stale ones are removed, so
@@ -22,7 +23,7 @@ from typing import Any
 
 from genssl import stages
 from genssl.generate.registry import TRAINED
-from genssl.study import Run, runs, used_generators
+from genssl.study import Run, runs, separate_conditioning_runs, used_generators
 
 #: How many cores the stages' Snakemake commands use.
 CORES = "--cores all"
@@ -56,6 +57,7 @@ def tracked(config: dict[str, Any]) -> list[Tracked]:
         for name in sorted(config["datasets"])
     ]
     primary = [run for run in runs(config) if config["augmentations"][run.augmentation].get("generator") is None]
+    primary += separate_conditioning_runs(config)  # a generator's own conditioning run, outside the comparison
     generative = [run for run in runs(config) if run not in primary]
     out += [_run(config, run, (data,)) for run in primary]
     for name in used_generators(config):

@@ -12,6 +12,7 @@ and the trainer the configuration its checkpoint must match (:func:`pretrain_key
 | generator training | ``genssl train-generator`` | ``train_generator`` | :data:`GENERATOR` |
 | generative augmentation | ``genssl generate`` | ``generate_shard``, ``gather_augmentations`` | :data:`AUGMENT` |
 | pretraining | ``genssl pretrain`` | ``pretrain`` | :data:`PRETRAIN` |
+| random initialisation | ``genssl init-encoder`` | ``init_encoder`` | :data:`INIT_ENCODER` |
 | frozen features | ``genssl features`` | ``extract_features``, ``extract_conditioning_features`` | :data:`FEATURES` |
 | linear probe and kNN | ``genssl probe`` | ``linear_probe`` | :data:`PROBE` |
 | representation similarity | ``genssl similarity`` | ``similarity`` | :data:`SIMILARITY` |
@@ -19,7 +20,8 @@ and the trainer the configuration its checkpoint must match (:func:`pretrain_key
 
 Names in braces are Snakemake wildcards: ``dataset`` (a key of ``datasets``; for the stages after preparation the
 pretraining dataset), ``generator``, ``method``, ``run`` (a run directory: ``{augmentation}`` or
-``{augmentation}-seed{s}``, :class:`genssl.study.Run`), ``downstream`` and ``shard``.
+``{augmentation}-seed{s}``, :class:`genssl.study.Run`; ``init`` or ``init-seed{s}`` for a method's initialisation,
+whose features and probes sit beside the runs'), ``downstream`` and ``shard``.
 
 A slice is a list of dotted key paths (``datasets.digits``, ``methods.simclr``): :func:`config_slice` cuts them out
 of a resolved configuration, which is what a rule passes to its command (so Snakemake reruns a job exactly when its
@@ -32,13 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from genssl.config import downstream_datasets, similarity_dataset
-from genssl.study import CONDITIONING, Run, runs, seeds, used_generators
+from genssl.study import CONDITIONING, INIT, Run, conditioning_run, evaluated_runs, runs, used_generators
 
 DATA = "results/data/{dataset}"
 GENERATOR = "results/generators/{dataset}/{generator}"
 AUGMENT = "results/augment/{dataset}/{generator}"
 SHARD = "results/augment/{dataset}/{generator}.shards/shard-{shard}"
 PRETRAIN = "results/pretrain/{dataset}/{method}/{run}"
+#: A method's initialisation for one seed (``run``: ``init`` or ``init-seed{s}``), untrained.
+INIT_ENCODER = "results/init/{dataset}/{method}/{run}"
 FEATURES = "results/features/{dataset}/{method}/{run}/{downstream}.npz"
 CONDITIONING_FEATURES = f"results/features/{{dataset}}/{CONDITIONING}/{{generator}}/{{downstream}}.npz"
 PROBE = "results/probe/{dataset}/{method}/{run}/{downstream}.json"
@@ -56,6 +60,8 @@ ENCODER = "encoder.safetensors"
 CHECKPOINT = "checkpoint"
 METRICS = "metrics.csv"
 RUN_RECORD = "run.json"
+#: What the initialisation stage writes beside the encoder: the method, seed, backbone and provenance.
+INIT_RECORD = "init.json"
 #: What the similarity analysis writes into its directory.
 SIMILARITY_FILES = ("cka.csv", "opd.csv", "matrices.json", "cka.png", "cka_debiased.png", "opd.png")
 PREVIEW = "preview.png"
@@ -94,9 +100,14 @@ def pretrain_dir(config: dict[str, Any], run: Run) -> str:
     return PRETRAIN.format(dataset=config["pretrain"]["dataset"], method=run.method, run=run.directory)
 
 
+def init_dir(config: dict[str, Any], run: Run) -> str:
+    """The initialisation ``run`` (augmentation :data:`~genssl.study.INIT`) of a method and seed."""
+    return INIT_ENCODER.format(dataset=config["pretrain"]["dataset"], method=run.method, run=run.directory)
+
+
 def encoder_file(config: dict[str, Any], run: Run) -> str:
-    """The run's encoder."""
-    return f"{pretrain_dir(config, run)}/{ENCODER}"
+    """The run's encoder: a pretraining run's, or an initialisation's."""
+    return f"{init_dir(config, run) if run.augmentation == INIT else pretrain_dir(config, run)}/{ENCODER}"
 
 
 def features_file(config: dict[str, Any], run: Run, downstream: str) -> str:
@@ -120,15 +131,6 @@ def probe_file(config: dict[str, Any], run: Run, downstream: str) -> str:
 def similarity_dir(config: dict[str, Any]) -> str:
     """The similarity analysis' directory."""
     return SIMILARITY.format(dataset=config["pretrain"]["dataset"])
-
-
-def conditioning_run(config: dict[str, Any], generator: str) -> Run | None:
-    """The run of this study a generator trained in the workflow is conditioned on (``conditioning: {method,
-    augmentation}``), or ``None`` (an encoder file, or a generator with local weights)."""
-    conditioning = config["generators"][generator].get("conditioning") or {}
-    if "method" not in conditioning:
-        return None
-    return Run(conditioning["method"], conditioning["augmentation"], seeds(config)[0], True)
 
 
 def conditioning_encoder_file(config: dict[str, Any], generator: str) -> str | None:
@@ -156,12 +158,12 @@ def conditioning_encoders(config: dict[str, Any]) -> list[list[str]]:
 
 
 def similarity_encoders(config: dict[str, Any]) -> dict[str, str]:
-    """``{encoder name: feature file}`` compared by the similarity analysis: every run of the first seed (replicates
-    would repeat the comparison), then every distinct conditioning encoder (:func:`conditioning_encoders`), named
-    ``conditioning/{generator}`` or, when generators share it, ``conditioning/{generator}+{generator}...``, with the
-    features of the first of them."""
+    """``{encoder name: feature file}`` compared by the similarity analysis: every run of every seed (named
+    ``{method}/{run directory}``: the analysis' intervals over seeds need the replicates), then every distinct
+    conditioning encoder (:func:`conditioning_encoders`), named ``conditioning/{generator}`` or, when generators
+    share it, ``conditioning/{generator}+{generator}...``, with the features of the first of them."""
     dataset = similarity_dataset(config)
-    files = {run.name: features_file(config, run, dataset) for run in runs(config) if run.primary}
+    files = {run.name: features_file(config, run, dataset) for run in runs(config)}
     for generators in conditioning_encoders(config):
         files[f"{CONDITIONING}/{'+'.join(generators)}"] = conditioning_features_file(config, generators[0], dataset)
     return files
@@ -175,13 +177,13 @@ def similarity_outputs(config: dict[str, Any]) -> list[str]:
 
 
 def probe_files(config: dict[str, Any]) -> list[str]:
-    """Every probe result the study computes."""
-    return [probe_file(config, run, d) for run in runs(config) for d in downstream_datasets(config)]
+    """Every probe result the study computes: of every run and every initialisation."""
+    return [probe_file(config, run, d) for run in evaluated_runs(config) for d in downstream_datasets(config)]
 
 
 def report_inputs(config: dict[str, Any]) -> dict[str, list[str]]:
-    """Every result the report reads: the pretraining store's manifest (its training-set size), probes,
-    pretraining records, previews and the similarity analysis."""
+    """Every result the report reads: the pretraining store's manifest (its training-set size), probes (of the runs
+    and the initialisations), pretraining records, previews and the similarity analysis."""
     records = [f"{pretrain_dir(config, run)}/{name}" for run in runs(config) for name in (RUN_RECORD, METRICS)]
     return {
         "data": [f"{data_dir(config['pretrain']['dataset'])}/{MANIFEST}"],
@@ -201,11 +203,11 @@ def dataset_keys(dataset: str) -> list[str]:
 
 
 def _augmentation_keys(config: dict[str, Any], augmentation: str) -> list[str]:
-    """An augmentation's settings; not its ``methods`` (which runs exist is not a setting of a run)."""
+    """An augmentation's settings; not its ``methods`` or ``seeds`` (which runs exist is not a setting of a run)."""
     return [
         f"augmentations.{augmentation}.{key}"
         for key in sorted(config["augmentations"][augmentation])
-        if key != "methods"
+        if key not in ("methods", "seeds")
     ]
 
 
@@ -227,6 +229,12 @@ def pretrain_keys(config: dict[str, Any], method: str, augmentation: str) -> lis
     return keys if generator is None else _union(keys, generator_keys(config, generator))
 
 
+def init_keys() -> list[str]:
+    """What a method's initialisation reads: the backbone (its weights are drawn from ``(seed, "init", method)``,
+    the run's seed and method being the stage's wildcards)."""
+    return ["pretrain.backbone"]
+
+
 def _evaluation_keys(config: dict[str, Any], *datasets: str) -> list[str]:
     """The datasets an evaluation stage names and the pretraining dataset (whose image size is the encoders' input
     size), and the backbone."""
@@ -239,6 +247,22 @@ def features_keys(config: dict[str, Any], downstream: str, generator: str | None
     conditioning encoder is the encoder."""
     keys = [*_evaluation_keys(config, downstream), "features"]
     return keys if generator is None else _union(keys, generator_keys(config, generator))
+
+
+def evaluation_datasets(config: dict[str, Any]) -> list[str]:
+    """The datasets every encoder's features are extracted on: the downstream datasets and the similarity analysis'
+    dataset."""
+    return list(dict.fromkeys([*downstream_datasets(config), similarity_dataset(config)]))
+
+
+def features_job_keys(config: dict[str, Any], datasets: list[str]) -> list[str]:
+    """What a features job of an encoder reads for ``datasets`` (one, or all with ``features.one_job_per_encoder``)."""
+    return _union(*(features_keys(config, d) for d in datasets))
+
+
+def probe_job_keys(config: dict[str, Any], datasets: list[str]) -> list[str]:
+    """What a probe job of an encoder reads for ``datasets`` (as :func:`features_job_keys`)."""
+    return _union(*(probe_keys(config, d) for d in datasets))
 
 
 def probe_keys(config: dict[str, Any], downstream: str) -> list[str]:

@@ -1,11 +1,14 @@
 """``genssl report``: the study's answer in ``results/report/`` (rule report).
 
-``summary.md`` (tables: linear-probe and kNN top-1 per method x augmentation x downstream dataset, generative minus
-standard, the p sweep, the mode ablation, S-DIET next to the other methods with peak memory, CKA / OPD against
-the generators' conditioning encoders and between each method's standard and generative encoders, the runtime of
-every rule), ``results.csv`` (tidy, :mod:`genssl.report.collect`), ``metrics.json`` (for ``dvc metrics``) and
+``summary.md``: the "Claims" table first (each claim of the papers judged by its tested function on intervals over
+seeds, :mod:`genssl.report.verdicts`), the study's settings, linear-probe and kNN top-1 per method x augmentation x
+downstream dataset with each method's random init, trained − init per method, generative − standard paired by seed
+with 95 % t intervals, the p sweep, the mode ablation, S-DIET next to the other methods with peak memory, CKA / OPD
+against the generators' conditioning encoders (with the seed-to-seed yardstick), seed to seed and between each
+method's standard and generative encoders, the runtime of every rule and the provenance. Besides it
+``results.csv`` (tidy, :mod:`genssl.report.collect`), ``metrics.json`` (for ``dvc metrics``), ``provenance.json`` and
 ``figures/``: the augmentation preview grids, the training-loss curves, accuracy bars with error bars over seeds,
-the p curve and the CKA / OPD heatmaps. Every value is mean ± std over ``seeds`` when there are several.
+the p curve and the CKA / OPD heatmaps.
 """
 
 import json
@@ -20,39 +23,48 @@ from genssl.atomic import atomic_directory
 from genssl.config import downstream_datasets
 from genssl.report import figures, sections
 from genssl.report.collect import (
-    by_seed,
     loss_curves,
-    mean_std,
+    per_seed,
     pretrain_rows,
     probe_rows,
     provenance,
+    similarity_pairs,
     similarity_rows,
     sweeps,
     write_rows,
 )
 from genssl.report.contents import HEATMAPS, report_figures
+from genssl.report.statistics import mean_sd
+from genssl.report.verdicts import claims
 from genssl.stages import BENCHMARKS, PREVIEW, augment_dir, similarity_dir
-from genssl.study import runs, used_generators
+from genssl.study import INIT, runs, seeds, used_generators
 
 log = logging.getLogger(__name__)
 
+#: The kinds of similarity pairs whose first-seed values metrics.json holds.
+SHOWN_PAIRS = ("conditioning", "standard_vs_generative")
+
 
 def metrics(config: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """``metrics.json``: means over seeds of the probe's top-1 and kNN top-1, the pretraining loss and peak memory,
-    and CKA / OPD of the conditioning and standard-vs-generative pairs."""
+    """``metrics.json``: means over seeds of the probe's top-1 and kNN top-1 (initialisations included), the
+    pretraining loss and peak memory, and CKA / OPD of the first seed's conditioning and standard-vs-generative
+    pairs."""
     knn = f"knn{config['probe']['knn_k'][0]}_top1"
     out: dict[str, Any] = {"probe": {}, "pretrain": {}, "similarity": {}}
     for metric in ("top1", knn):
-        for (method, augmentation, downstream), values in by_seed(rows, "probe", metric).items():
+        for (method, augmentation, downstream), values in per_seed(rows, "probe", metric).items():
             entry = out["probe"].setdefault(downstream, {}).setdefault(f"{method}/{augmentation}", {})
-            entry[metric] = round(mean_std(values)[0], 6)
+            entry[metric] = round(mean_sd(list(values.values()))[0], 6)
     for metric in ("loss", "peak_memory_mib"):
-        for (method, augmentation, _), values in by_seed(rows, "pretrain", metric).items():
-            out["pretrain"].setdefault(f"{method}/{augmentation}", {})[metric] = round(mean_std(values)[0], 6)
+        for (method, augmentation, _), values in per_seed(rows, "pretrain", metric).items():
+            entry = out["pretrain"].setdefault(f"{method}/{augmentation}", {})
+            entry[metric] = round(mean_sd(list(values.values()))[0], 6)
+    first = seeds(config)[0]
     for row in rows:
-        if row["section"] == "similarity" and row["downstream"] != "cross" and row["metric"] in ("cka", "opd"):
+        kind, metric = row["downstream"], row["metric"]
+        if row["section"] == "similarity" and kind in SHOWN_PAIRS and metric in ("cka", "opd") and row["seed"] == first:
             name = f"{row['method']}/{row['augmentation']} vs {row['other']}"
-            out["similarity"].setdefault(name, {})[row["metric"]] = round(row["value"], 6)
+            out["similarity"].setdefault(name, {})[metric] = round(row["value"], 6)
     return out
 
 
@@ -64,9 +76,12 @@ def _figures(config: dict[str, Any], root: Path, rows: list[dict[str, Any]], dir
         curves[run.method][run.augmentation].append(losses)
     figures.loss_curves(directory / "loss_curves.png", curves, f"training loss on {config['pretrain']['dataset']}")
     methods, augmentations = sections.methods_and_augmentations(config)
-    top1 = by_seed(rows, "probe", "top1")
+    augmentations = [INIT, *augmentations]
+    top1 = per_seed(rows, "probe", "top1")
     for downstream in downstream_datasets(config):
-        values = {(m, a): [100 * v for v in top1.get((m, a, downstream), [])] for m in methods for a in augmentations}
+        values = {
+            (m, a): [100 * v for v in top1.get((m, a, downstream), {}).values()] for m in methods for a in augmentations
+        }
         shown = [a for a in augmentations if sum(bool(values[(m, a)]) for m in methods) > 1] or augmentations
         figures.accuracy_bars(
             directory / f"accuracy_{downstream}.png",
@@ -84,7 +99,9 @@ def _figures(config: dict[str, Any], root: Path, rows: list[dict[str, Any]], dir
             if {name for _, name in group} <= present:
                 for downstream in downstream_datasets(config):
                     label = f"{method}, {generator}, {downstream}"
-                    lines[label] = [(p, [100 * v for v in top1[(method, name, downstream)]]) for p, name in group]
+                    lines[label] = [
+                        (p, [100 * v for v in top1[(method, name, downstream)].values()]) for p, name in group
+                    ]
     if lines:
         figures.p_curve(directory / "p_curve.png", lines, "generative augmentation probability", "linear top-1 (%)")
     if (root / similarity_dir(config) / HEATMAPS[0]).is_file():
@@ -98,17 +115,20 @@ def build_report(
     """Write the report of the study whose results are under ``root`` to ``out_dir`` (atomically); return the
     metrics."""
     root = Path(root)
-    rows = probe_rows(config, root) + pretrain_rows(config, root) + similarity_rows(config, root)
-    summary = sections.header(config, root)
+    pairs = similarity_pairs(config, root)
+    rows = probe_rows(config, root) + pretrain_rows(config, root) + similarity_rows(config, pairs)
+    summary = "# genssl study report\n\n" + sections.claims_table(claims(config, rows, pairs))
+    summary += "## Settings\n\n" + sections.header(config, root)
     summary += sections.probe_tables(config, rows, "top1", "Linear probe top-1 (%)")
     summary += sections.probe_tables(
         config, rows, f"knn{config['probe']['knn_k'][0]}_top1", f"kNN top-1 (%), k = {config['probe']['knn_k'][0]}"
     )
+    summary += sections.learning_table(config, rows)
     summary += sections.delta_table(config, rows)
     summary += sections.sweep_tables(config, rows, "p", "p sweep")
     summary += sections.sweep_tables(config, rows, "mode", "Mode ablation")
     summary += sections.sdiet_table(config, rows)
-    summary += sections.similarity_tables(config, root)
+    summary += sections.similarity_tables(config, root, pairs)
     summary += sections.runtime_table(root / BENCHMARKS)
     inputs = provenance(config, root)
     summary += sections.provenance_table(inputs)

@@ -1,8 +1,8 @@
 """Markdown tables and the number formats of the report."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from genssl.report.collect import mean_std
+from genssl.report.statistics import mean_sd
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> str:
@@ -13,20 +13,18 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], text_co
     return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines) + "\n"
 
 
-def percent(values: list[float] | None, digits: int = 1) -> str:
-    """Fractions as a percentage, ``mean`` or ``mean ± std`` over seeds; an em dash for no values."""
-    if not values:
+def number(per_seed: Mapping[int, float] | None, digits: int = 3, scale: float = 1.0) -> str:
+    """``mean`` (one seed) or ``mean ± sd`` (sample sd, :func:`~genssl.report.statistics.mean_sd`) of per-seed
+    values ``{seed: value}`` times ``scale``; an em dash for no values."""
+    if not per_seed:
         return "—"
-    mean, std = mean_std([100 * v for v in values])
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    mean, sd = mean_sd([scale * v for v in per_seed.values()])
+    return f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def number(values: list[float] | None, digits: int = 3) -> str:
-    """``mean`` or ``mean ± std`` of plain numbers; an em dash for no values."""
-    if not values:
-        return "—"
-    mean, std = mean_std(values)
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+def percent(per_seed: Mapping[int, float] | None, digits: int = 1) -> str:
+    """Per-seed fractions as a percentage, ``mean`` or ``mean ± sd`` (:func:`number`)."""
+    return number(per_seed, digits, scale=100.0)
 
 
 def with_interval(value: float, low: float, high: float, digits: int = 3) -> str:

@@ -1,18 +1,25 @@
 """``genssl similarity``: CKA and orthogonal Procrustes distance between the study's encoders (rule similarity).
 
 The encoders are compared on a fixed evaluation set, the ``similarity.split`` of ``similarity.dataset``: the
-feature files of every pretraining run (``{method}/{augmentation}``) and of every generator's conditioning encoder
-(``conditioning/{generator}``, or ``conditioning/{generator}+{generator}`` for generators that share one:
-:func:`genssl.study.conditioning_encoders`), aligned example by example (:func:`genssl.evaluate.feature_file.aligned`).
-For every pair of encoders: linear CKA, biased and debiased, and OPD (:mod:`.pairwise`), each with a seeded bootstrap
-interval over examples (:mod:`.bootstrap`), and with ``similarity.minibatch_size`` also minibatch CKA.
+feature files of every pretraining run of every seed (``{method}/{run directory}``: ``simclr/standard``,
+``simclr/standard-seed1``) and of every generator's conditioning encoder (``conditioning/{generator}``, or
+``conditioning/{generator}+{generator}`` for generators that share one: :func:`genssl.stages.conditioning_encoders`),
+aligned example by example (:func:`genssl.evaluate.feature_file.aligned`). For every pair of encoders: linear CKA,
+biased and debiased, and OPD (:mod:`.pairwise`), and with ``similarity.minibatch_size`` also minibatch CKA.
+
+The seeded bootstrap interval over examples (:mod:`.bootstrap`) is computed for the pairs of *first-seed* encoders
+(the runs of the study's first seed and the conditioning encoders): it covers the sampling of test examples only,
+not the training run, which the report's intervals over seeds cover, so the replicate seeds' pairs get their values
+without one (empty bounds; ``null`` in ``matrices.json``), and the analysis' cost stays that of one seed.
+
 Each pair has a kind: ``conditioning`` (an encoder vs a generator's conditioning encoder: did the SSL encoder copy
-it?), ``standard_vs_generative`` (one method with standard and with generative augmentation), ``cross`` (the
-rest of the full matrix).
+it?), ``standard_vs_generative`` (one method and seed with standard and with generative augmentation),
+``seed_to_seed`` (one method and augmentation, two seeds: what "similar" means between independent runs) and
+``cross`` (the rest of the full matrix).
 
 Writes into ``results/similarity/{dataset}/``: ``cka.csv`` and ``opd.csv`` (one row per pair), ``matrices.json``
 (the encoders in order and the E x E matrices with their interval bounds) and the heatmaps ``cka.png``,
-``cka_debiased.png`` and ``opd.png``.
+``cka_debiased.png`` and ``opd.png`` of the first-seed encoders.
 """
 
 import csv
@@ -35,6 +42,7 @@ from genssl.provenance import record
 from genssl.seeding import derive_seed
 from genssl.stages import config_slice, similarity_keys
 from genssl.store.manifest import sha256_file
+from genssl.study import REPLICATE
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +58,76 @@ HEATMAPS = {
 }
 
 
+def _run(name: str) -> tuple[str, str, str | None]:
+    """``(method, augmentation, replicate seed or None)`` of an encoder named ``method/run directory``."""
+    method, directory = name.split("/", 1)
+    match = REPLICATE.match(directory)
+    if match is None:
+        raise ValueError(f"encoder {name!r}: not method/run directory (augmentation[-seedN]) or conditioning/...")
+    return method, match["augmentation"], match["seed"]
+
+
+def is_replicate(name: str) -> bool:
+    """Whether the encoder ``name`` is a run of a replicate seed (``method/{augmentation}-seed{s}``)."""
+    return not name.startswith(CONDITIONING) and _run(name)[2] is not None
+
+
 def pair_kind(a: str, b: str) -> str:
-    """``conditioning``, ``standard_vs_generative`` or ``cross`` for encoders named ``method/augmentation`` or
-    ``conditioning/generator``."""
+    """``conditioning``, ``standard_vs_generative``, ``seed_to_seed`` or ``cross`` (module docstring) for encoders
+    named ``method/run directory`` or ``conditioning/generator``."""
     if a.startswith(CONDITIONING) or b.startswith(CONDITIONING):
         return "conditioning"
-    (method_a, aug_a), (method_b, aug_b) = a.split("/", 1), b.split("/", 1)
-    if method_a == method_b and "standard" in (aug_a, aug_b):
+    (method_a, aug_a, seed_a), (method_b, aug_b, seed_b) = _run(a), _run(b)
+    if method_a == method_b and aug_a == aug_b:
+        return "seed_to_seed"
+    if method_a == method_b and seed_a == seed_b and "standard" in (aug_a, aug_b):
         return "standard_vs_generative"
     return "cross"
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
+    """CSV text; floats with 6 decimals, NaN (no interval) as an empty cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows([[f"{v:.6f}" if isinstance(v, float) else v for v in row] for row in rows])
+    writer.writerows([[_cell(v) for v in row] for row in rows])
     return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.6f}"
+    return value
+
+
+def _listed(matrix: np.ndarray) -> list[list[float | None]]:
+    """A matrix as nested lists, NaN (no interval) as ``None`` (JSON ``null``)."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
+
+
+def _first_seed_intervals(
+    config: dict[str, Any], features: list[torch.Tensor], point: dict[str, np.ndarray], first: list[int]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Bootstrap bounds (module docstring) of the pairs among the encoders ``first``, NaN for every other pair."""
+    settings = config["similarity"]
+    count = len(features)
+    bounds = {name: (np.full((count, count), np.nan), np.full((count, count), np.nan)) for name in STATISTICS}
+    if len(first) < 2:
+        return bounds
+    block = np.ix_(first, first)
+    chosen = [features[i] for i in first]
+    intervals = bootstrap_intervals(
+        lambda rows: similarity_matrices(chosen, rows),
+        {name: matrix[block] for name, matrix in point.items()},
+        len(features[0]),
+        settings["bootstrap"],
+        config["seed"],
+        settings["confidence"],
+        BOUNDS,
+    )
+    for name, (low, high) in intervals.items():
+        bounds[name][0][block], bounds[name][1][block] = low, high
+    return bounds
 
 
 def run_similarity(
@@ -82,15 +143,8 @@ def run_similarity(
     features = [torch.from_numpy(f) for f in aligned(feature_sets, settings["split"])]
     n = len(features[0])
     point = similarity_matrices(features)
-    intervals = bootstrap_intervals(
-        lambda rows: similarity_matrices(features, rows),
-        point,
-        n,
-        settings["bootstrap"],
-        config["seed"],
-        settings["confidence"],
-        BOUNDS,
-    )
+    first = [i for i, name in enumerate(names) if not is_replicate(name)]
+    intervals = _first_seed_intervals(config, features, point, first)
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
     minibatch = None
     if settings["minibatch_size"] is not None:
@@ -139,8 +193,8 @@ def run_similarity(
         "matrices": {
             name: {
                 "value": point[name].tolist(),
-                "low": intervals[name][0].tolist(),
-                "high": intervals[name][1].tolist(),
+                "low": _listed(intervals[name][0]),
+                "high": _listed(intervals[name][1]),
             }
             for name in STATISTICS
         },
@@ -154,12 +208,13 @@ def run_similarity(
         (tmp / "cka.csv").write_text(_csv(cka_header, cka_rows))
         (tmp / "opd.csv").write_text(_csv(["a", "b", "kind", "n", "opd", "opd_low", "opd_high"], opd_rows))
         (tmp / "matrices.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        shown = first if len(first) >= 2 else list(range(len(names)))
         for name, (title, low, high) in HEATMAPS.items():
             save_heatmap(
                 tmp / f"{name}.png",
-                point[name],
-                names,
-                f"{title}, {result['dataset']} {settings['split']} (n = {n})",
+                point[name][np.ix_(shown, shown)],
+                [names[i] for i in shown],
+                f"{title}, {result['dataset']} {settings['split']} (n = {n}), first seed",
                 low,
                 high,
             )
