@@ -1,7 +1,7 @@
 # genssl: the study as a Snakemake workflow. Every rule calls a `genssl` command; logic lives in src/genssl.
 from snakemake.utils import min_version
 
-from genssl.config import read_config, seed_override_error, validate_config, weight_path_errors
+from genssl.config import read_config, seed_override_error, typed_overrides, validate_config, weight_path_errors
 from genssl.errors import ConfigError
 from genssl.study import used_generators
 
@@ -21,7 +21,7 @@ if not workflow.config_settings.configfiles:
 # Rules pass slices of this resolved config to their commands.
 if problem := seed_override_error(workflow.config_settings.config):
     raise ConfigError(problem)
-config.update(validate_config(config))
+config.update(validate_config(typed_overrides(config, workflow.config_settings.config)))
 # Local weights of the generators the study uses are checked now, before any job runs (snakemake -n names them).
 if missing := weight_path_errors(config, used_generators(config)):
     raise ConfigError("local weights are missing:\n  " + "\n  ".join(missing))

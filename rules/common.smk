@@ -15,7 +15,7 @@ LOGS, BENCHMARKS = "logs", stages.BENCHMARKS
 #: genssl's options of every rule: Snakemake's attempt of the job and a record beside its log of an error a retry
 #: cannot fix, so that a retried job ends at once with it (genssl.failures); rules declare the attempt resource.
 RETRY_AWARE = " --attempt {resources.attempt} --failure-record {log}.failed"
-GENSSL = "genssl" + RETRY_AWARE
+GENSSL = f"genssl{RETRY_AWARE}"
 
 
 def attempt_of(wildcards, attempt):
@@ -29,9 +29,14 @@ DOWNSTREAM_MANIFEST = f"{stages.data_dir('{downstream}')}/{stages.MANIFEST}"
 EVALUATION_DATASETS = stages.evaluation_datasets(config)
 DOWNSTREAM_DATASETS = downstream_datasets(config)
 #: features.one_job_per_encoder: an encoder's features (and probe) job covers all its datasets; else one job per
-#: dataset, whose wildcard `downstream` ends its log and benchmark paths (JOB).
+#: dataset, whose wildcard `downstream` ends its log and benchmark paths (job_file).
 PER_ENCODER = config["features"]["one_job_per_encoder"]
-JOB = "" if PER_ENCODER else "/{downstream}"
+
+
+def job_file(encoder_path, suffix):
+    """The log or benchmark file of an evaluation job of the encoder at ``encoder_path``: ``{encoder_path}{suffix}``
+    for one job per encoder, ``{encoder_path}/{downstream}{suffix}`` for one job per dataset."""
+    return f"{encoder_path}{suffix}" if PER_ENCODER else f"{encoder_path}/{{downstream}}{suffix}"
 
 
 def per_job(pattern, datasets):

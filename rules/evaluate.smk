@@ -13,9 +13,9 @@ rule extract_features:
         downstream=lambda wildcards: " ".join(job_datasets(wildcards, EVALUATION_DATASETS)),
         data=lambda wildcards: stores_of(job_datasets(wildcards, EVALUATION_DATASETS)),
     log:
-        f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}{JOB}.log",
+        job_file(f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}", ".log"),
     benchmark:
-        f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}{JOB}.tsv"
+        job_file(f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}", ".tsv")
     conda:
         GENSSL_ENV
     threads: 1
@@ -75,9 +75,9 @@ rule linear_probe:
             else ""
         ),
     log:
-        f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}{JOB}.log",
+        job_file(f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}", ".log"),
     benchmark:
-        f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}{JOB}.tsv"
+        job_file(f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}", ".tsv")
     conda:
         GENSSL_ENV
     threads: 1

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from genssl.config import load_config, load_schema, validate_config
+from genssl.config import load_config, load_schema, typed_overrides, validate_config
 from genssl.data.sources import SOURCES
 from genssl.errors import ConfigError
 from tests.helpers import REPO
@@ -121,3 +121,15 @@ def test_json_text_keeps_exponent_numbers():
     text = json.dumps({**config, "methods": {"simclr": {"weight_decay": 1e-5}}})
     assert "1e-05" in text
     assert load_config(text=text)["methods"]["simclr"]["weight_decay"] == 1e-5
+
+
+def test_command_line_lists_and_mappings_get_yaml_scalars():
+    """Snakemake reads the items of `--config seeds=[0,1]` and `methods={simclr: {lr: 0.1}}` as strings."""
+    config = {"seed": 1, "seeds": ["0", "1"], "methods": {"simclr": {"lr": "0.1", "name": "x"}, "byol": {"lr": 0.2}}}
+    overrides = {"seed": 1, "seeds": ["0", "1"], "methods": {"simclr": {"lr": "0.1", "name": "x"}}}
+    assert typed_overrides(config, overrides) == {
+        "seed": 1,
+        "seeds": [0, 1],
+        "methods": {"simclr": {"lr": 0.1, "name": "x"}, "byol": {"lr": 0.2}},
+    }
+    assert typed_overrides({"seed": 0, "name": "007"}, {"name": "007"}) == {"seed": 0, "name": "007"}

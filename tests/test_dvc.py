@@ -52,8 +52,9 @@ def _run(command, cwd, env, check=True):
     return result
 
 
-#: The checkout a user clones: the workflow and its Makefile (the package comes from the test's environment).
-WORKFLOW = ("Snakefile", "rules", "report", "Makefile")
+#: The checkout a user clones: the workflow, its conda environment (Snakemake records it in a job's metadata) and its
+#: Makefile (the package comes from the test's environment).
+WORKFLOW = ("Snakefile", "rules", "report", "envs", "Makefile")
 #: `make` without the .venv set-up (the test's environment has the package on PATH).
 MAKE = ("make", "-s", "STAMP=", "CORES=2")
 

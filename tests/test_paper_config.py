@@ -47,8 +47,9 @@ def dry_run(tmp_path_factory):
 def test_missing_local_weights_stop_the_dry_run_naming_them(tmp_path):
     result = _dry_run(tmp_path, REPO / "config" / "paper.yaml")
     assert result.returncode != 0
-    assert "generators.sd_unclip.path: /models/stable-diffusion-2-1-unclip-small does not exist" in result.stderr
-    assert "generators.icgan_pretrained.encoder_path: " in result.stderr
+    # a dry run (-n) logs to stdout, errors included
+    assert "generators.sd_unclip.path: /models/stable-diffusion-2-1-unclip-small does not exist" in result.stdout
+    assert "generators.icgan_pretrained.encoder_path: " in result.stdout
 
 
 def _jobs(result, rule):

@@ -256,6 +256,37 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return ", ".join(p for p in parts if p) or str(err)
 
 
+def typed_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the items of Snakemake's ``--config`` lists and mappings read as YAML scalars.
+
+    Snakemake parses a ``--config`` value's top level as int, float or bool, but a list or mapping with YAML's base
+    loader, whose items are all strings (``seeds=[0,1]`` gives ``["0", "1"]``). Each string item of ``overrides``
+    inside a list or mapping is read again as YAML and replaced where that gives a scalar (``"0"`` -> 0, ``"0.1"`` ->
+    0.1, ``"true"`` -> True); ``config`` already holds ``overrides`` merged in, as Snakemake does."""
+
+    def scalar(value: str) -> Any:
+        try:
+            read = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return read if isinstance(read, int | float | bool) else value
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: typed(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [typed(item) for item in value]
+        return scalar(value) if isinstance(value, str) else value
+
+    def merged(base: Any, over: Any) -> Any:
+        if isinstance(over, dict) and isinstance(base, dict):
+            return {**base, **{key: merged(base.get(key), item) for key, item in over.items()}}
+        return typed(over)
+
+    top = {key: value for key, value in overrides.items() if isinstance(value, dict | list)}
+    return {**config, **{key: merged(config.get(key), value) for key, value in top.items()}}
+
+
 def seed_override_error(overrides: Mapping[str, Any]) -> str | None:
     """``--config seed=S`` alone is ambiguous: ``seed`` decides the data splits and generated variants, ``seeds`` the
     pretraining runs. The problem with ``overrides`` (Snakemake's ``--config`` keys), or None."""
