@@ -144,7 +144,7 @@ def _training_data(
             f"{variants_dir}: variants of shape {variants.images.shape}, the training images are {store.shape}"
         )
     n_views = len(view_specs(config["methods"][method]["views"]))
-    choice = VariantChoice(variants.k, aug["p"], aug["views"], n_views, seed)
+    choice = VariantChoice(variants.k, aug["p"], aug["views"], n_views, seed, aug["assignment"])
     return GenerativeBatches(store, train_indices, variants, choice), variants
 
 
