@@ -1,15 +1,18 @@
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
+import yaml
 from torchvision.transforms import RandomResizedCrop
 
 from genssl.augment import BatchAugment, ViewSpec, blur_kernel_size, ops, view_specs
 from genssl.augment.params import device_params, draw_view_params
 from genssl.config import load_schema, validate_config
+from genssl.errors import ConfigError
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -24,9 +27,14 @@ def _views(method: str) -> dict:
 
 
 def test_view_spec_defaults_are_the_schemas():
+    schema = load_schema()["$defs"]
     defaults = {
-        k: v["default"] for k, v in load_schema()["$defs"]["views_common"]["properties"].items() if "default" in v
+        k: v["default"]
+        for block in ("views_common", "views_asymmetric")
+        for k, v in schema[block]["properties"].items()
+        if "default" in v and k not in ("blur_p", "solarize_p")
     }
+    assert {"crop_scale", "flip_p", "brightness", "saturation", "hue", "solarize_threshold"} <= set(defaults)
     spec = ViewSpec()
     for key, value in defaults.items():
         assert getattr(spec, key) == (tuple(value) if isinstance(value, list) else value), key
@@ -504,8 +512,9 @@ def test_byol_preset_blurs_view_1_always_and_solarizes_a_fifth_of_view_2():
 
 
 def test_presets_and_view_specs():
+    strong = {"brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2}
     simclr = view_specs(_views("simclr"))
-    assert simclr == [ViewSpec(blur_p=0.5), ViewSpec(blur_p=0.5)]
+    assert simclr == [ViewSpec(blur_p=0.5, **strong), ViewSpec(blur_p=0.5, **strong)]
     byol = view_specs(_views("byol"))
     assert byol == [ViewSpec(blur_p=1.0), ViewSpec(blur_p=0.1, solarize_p=0.2)]
     assert view_specs({}) == [ViewSpec(), ViewSpec()]
@@ -516,5 +525,43 @@ def test_presets_and_view_specs():
         view_specs({"blur": [0.5, 0.5]})
     with pytest.raises(ValueError, match="different numbers of views"):
         view_specs({"blur_p": [0.5, 0.5], "solarize_p": [0.0]})
+    with pytest.raises(ValueError, match=r"different numbers of views \(blur_p 2, brightness 3\)"):
+        view_specs({"blur_p": [0.5, 0.5], "brightness": [0.1, 0.2, 0.3]})
     with pytest.raises(ValueError, match="one probability per view"):
         view_specs({"blur_p": 0.5})
+
+
+def test_every_colour_setting_may_differ_per_view():
+    views = {"jitter_p": [1.0, 0.5], "brightness": [0.8, 0.2], "hue": 0.05, "grayscale_p": [0.0, 0.3]}
+    config = {
+        "datasets": {"d": {"source": "digits"}},
+        "pretrain": {"dataset": "d"},
+        "methods": {"byol": {"views": views}},
+    }
+    first, second = view_specs(validate_config(config)["methods"]["byol"]["views"])
+    assert (first.jitter_p, first.brightness, first.grayscale_p, first.blur_p) == (1.0, 0.8, 0.0, 1.0)
+    assert (second.jitter_p, second.brightness, second.grayscale_p, second.solarize_p) == (0.5, 0.2, 0.3, 0.2)
+    assert first.hue == second.hue == 0.05 and first.saturation == second.saturation == 0.2
+    config["methods"]["byol"]["views"] = {"hue": [0.1, 0.7]}
+    with pytest.raises(ConfigError, match=r"methods\.byol\.views\.hue"):
+        validate_config(config)
+
+
+SOURCES = yaml.safe_load((Path(__file__).parent / "data" / "paper_sources.yaml").read_text())
+
+
+@pytest.mark.parametrize("method", ["simclr", "mocov2plus", "byol", "simsiam", "barlowtwins"])
+def test_each_methods_default_views_are_its_solo_learn_imagenet_pipeline(method):
+    """The schema's defaults give every view the parameters of the method's pipeline in solo-learn's ImageNet
+    augmentation files (tests/data/paper_sources.yaml, each pipeline with its source file)."""
+    pipeline = SOURCES["pipelines"][SOURCES["methods"][method]["official"]["pipeline"]]
+    specs = view_specs(_views(method))
+    assert len(specs) == len(pipeline["views"])
+    for spec, source in zip(specs, pipeline["views"], strict=True):
+        assert source["equalize_p"] == 0.0  # genssl has no equalisation; no source uses it
+        for key, value in source.items():
+            if key not in ("crop_size", "equalize_p"):
+                assert getattr(spec, key) == (tuple(value) if isinstance(value, list) else value), (
+                    key,
+                    pipeline["source"],
+                )

@@ -81,6 +81,16 @@ def test_negative_image_size_names_the_key():
             {"generators": {"g": {"backend": "icgan", "conditioning": {"encoder": "e.safetensors", "seed": 3}}}},
             "generators.g.conditioning: give either `encoder` (a file) or `method` and `augmentation`",
         ),
+        (
+            {"methods": {"simclr": {}, "diet": {}}, "augmentations": {"g": {"views": "second"}}},
+            "augmentations.g.views: 'second' keeps the first view real, but diet train(s) on one view",
+        ),
+        ({"augmentations": {"g": {"views": "one"}}}, "augmentations.g.views: 'one' is not one of ['both', 'second']"),
+        (
+            {"augmentations": {"g": {"assignment": "per_epoch"}}},
+            "augmentations.g.assignment: 'per_epoch' is not one of",
+        ),
+        ({"methods": {"byol": {"accumulate_steps": 0}}}, "methods.byol.accumulate_steps: 0 is less than the minimum"),
     ],
 )
 def test_bad_configs_are_rejected_naming_the_key(config, expected):

@@ -95,7 +95,8 @@ def test_no_environment_means_one_process(monkeypatch):
 
 @pytest.mark.slow
 def test_torchrun_pretraining_with_two_processes(tmp_path, env_with_venv):
-    """The real launch path: torchrun, gloo, SyncBN, a global batch split over 2 processes, rank 0 writes."""
+    """The real launch path: torchrun, gloo, SyncBN, a global batch split over 2 processes, gradients accumulated
+    over 2 forward passes (DDP synchronises in the second only), rank 0 writes."""
     config = {
         "datasets": {"digits": {"source": "digits", "image_size": 8}},
         "pretrain": {
@@ -105,7 +106,7 @@ def test_torchrun_pretraining_with_two_processes(tmp_path, env_with_venv):
             "sync_bn": True,
             "backbone": {"name": "small_resnet", "width": 4, "blocks": [1]},
         },
-        "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
+        "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8, "accumulate_steps": 2}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     prepare_dataset(validate_config(config), "digits", tmp_path / "data")
@@ -137,5 +138,6 @@ def test_torchrun_pretraining_with_two_processes(tmp_path, env_with_venv):
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["world_size"] == 2 and run["batch_size"] == 64
-    assert "batch 64 (x2 processes)" in result.stderr
+    assert run["accumulate_steps"] == 2 and run["steps"] == 1293 // 128
+    assert "batch 64 (x2 processes) x 2 accumulated" in result.stderr
     assert (tmp_path / "run" / "encoder.safetensors").stat().st_size > 0

@@ -93,8 +93,8 @@ def test_p_one_replaces_every_view_by_a_variant_of_its_own_image(digits16, varia
     assert not (sources[0] == sources[1]).all()  # the two views draw their variants independently
 
 
-def test_views_one_keeps_the_first_view_real(digits16, variants):
-    sources, real, _ = _batch(digits16, variants, p=1.0, views="one")
+def test_views_second_keeps_the_first_view_real(digits16, variants):
+    sources, real, _ = _batch(digits16, variants, p=1.0, views="second")
     assert (sources[0] == real).all()
     assert not (sources[1] == real).all(axis=(1, 2, 3)).any()
     assert (sources[1] == sources[1][:, :1, :1, :1]).all()  # every second view is a (constant) variant
@@ -119,9 +119,38 @@ def test_draws_depend_on_image_and_epoch_only_and_nest_across_p():
     assert not (low(indices, epoch=5)[0] == use_low).all()
 
 
-def test_views_one_is_refused_for_a_method_with_one_view():
-    with pytest.raises(ConfigError, match="views: 'one' keeps the first view real"):
-        VariantChoice(K, 0.5, "one", 1, seed=0)
+def test_views_second_is_refused_for_a_method_with_one_view():
+    with pytest.raises(ConfigError, match="views: 'second' keeps the first view real"):
+        VariantChoice(K, 0.5, "second", 1, seed=0)
+
+
+def test_per_run_gives_an_image_the_same_coin_and_variant_in_every_epoch():
+    indices = np.arange(200, 400)
+    per_run = VariantChoice(K, 0.5, "second", 2, seed=3, assignment="per_run")
+    first_use, first_variant = per_run(indices, epoch=0)
+    assert not first_use[0].any() and 0.35 < first_use[1].mean() < 0.65
+    for epoch in (1, 7, 99):
+        use, variant = per_run(indices, epoch=epoch)
+        assert (use == first_use).all() and (variant == first_variant).all()
+    shuffled = np.random.default_rng(0).permutation(len(indices))  # another batch composition and order
+    use, variant = per_run(indices[shuffled], epoch=3)
+    assert (use == first_use[:, shuffled]).all() and (variant == first_variant[:, shuffled]).all()
+    other_seed = VariantChoice(K, 0.5, "second", 2, seed=4, assignment="per_run")(indices, epoch=0)
+    assert not (other_seed[1] == first_variant).all()
+
+
+def test_per_step_redraws_an_images_coin_and_variant_every_epoch():
+    indices = np.arange(200, 400)
+    per_step = VariantChoice(K, 1.0, "second", 2, seed=3, assignment="per_step")
+    variants = np.stack([per_step(indices, epoch=e)[1][1] for e in range(3)])
+    changed = 1 - 1 / K  # the share of images whose variant changes between two epochs
+    assert (
+        abs((variants[0] != variants[1]).mean() - changed) < 0.1
+        and abs((variants[1] != variants[2]).mean() - changed) < 0.1
+    )
+    assert (VariantChoice(K, 1.0, "second", 2, seed=3)(indices, epoch=1)[1] == per_step(indices, epoch=1)[1]).all()
+    coins = VariantChoice(K, 0.5, "both", 2, seed=3, assignment="per_step")
+    assert not (coins(indices, epoch=0)[0] == coins(indices, epoch=1)[0]).all()
 
 
 def test_modes_strip_the_standard_augmentations():

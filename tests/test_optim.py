@@ -445,3 +445,26 @@ def test_decay_groups_carry_options_and_exclude_norms_for_lars():
     assert groups[1]["weight_decay"] == 0.0 and groups[1]["exclude"] is True and groups[1]["fixed_lr"] is True
     assert "exclude" not in decay_groups(model.named_parameters(), "sgd", 0.1)[1]
     assert len(decay_groups(model.named_parameters(), "sgd", 0.1, exclude_bias_n_norm=False)) == 1
+
+
+@pytest.mark.parametrize("clip_lr", [False, True])
+def test_clip_lr_reaches_lars_from_the_method_config(clip_lr):
+    """methods.X.clip_lr (beside eta) is the LARS option of every param group the trainer builds."""
+    from genssl.config import validate_config
+    from genssl.methods import build_method
+    from genssl.models import build_backbone
+    from genssl.train.trainer import method_optimizer
+
+    config = validate_config(
+        {
+            "datasets": {"d": {"source": "digits"}},
+            "pretrain": {"dataset": "d", "backbone": {"width": 4, "blocks": [1]}},
+            "methods": {"simsiam": {"optimizer": "lars", "eta": 0.001, "clip_lr": clip_lr}},
+        }
+    )
+    mcfg = config["methods"]["simsiam"]
+    method = build_method("simsiam", *build_backbone(config["pretrain"]["backbone"]), mcfg)
+    optimizer = method_optimizer(method, mcfg, 0.1)
+    assert isinstance(optimizer, LARS)
+    assert {(g["clip_lr"], g["eta"]) for g in optimizer.param_groups} == {(clip_lr, 0.001)}
+    assert any(g.get("fixed_lr") for g in optimizer.param_groups)  # the predictor's group too

@@ -95,6 +95,23 @@ def test_the_augmented_protocol_trains_a_linear_layer_on_the_frozen_backbone(enc
     assert not (tmp_path / "c.json").exists()
 
 
+def test_the_augmented_protocol_takes_lars_settings_and_per_dataset_epochs_and_input_size(encoders, digits16, tmp_path):
+    """The paper's probe settings: LARS with its eta / clip_lr / exclusion, Places365's own epochs
+    (``epochs_by_dataset``), CIFAR's own input size (``features.by_dataset``); here on digits."""
+    root, _ = encoders
+    settings = {"epochs": 5, "epochs_by_dataset": {"digits": 2}, "batch_size": 128, "optimizer": "lars", "lr": 1.0}
+    settings |= {"eta": 0.001, "clip_lr": True, "exclude_bias_n_norm": False}
+    config = study(protocol="augmented", augmented=settings)
+    config["features"]["by_dataset"] = {"digits": {"input_size": 12, "crop_fraction": 1.0}}
+    encoder = root / "simclr" / "encoder.safetensors"
+    meta = extract_encoder_features(config, "digits", encoder, digits16, tmp_path / "f.npz")
+    assert meta["preprocessing"] == {"size": 12, "crop_fraction": 1.0, "interpolation": "bilinear"}
+    assert load_feature_set(tmp_path / "f.npz").meta["preprocessing"]["size"] == 12
+    result = run_probe(config, tmp_path / "f.npz", tmp_path / "p.json", encoder, digits16)
+    assert len(result["training"]["losses"]) == 2 and result["training"]["epochs"] == 2
+    assert result["training"]["eta"] == 0.001 and result["training"]["clip_lr"] is True
+
+
 def test_an_empty_validation_split_is_refused_naming_the_dataset(tmp_path):
     rng = np.random.default_rng(0)
     splits = {

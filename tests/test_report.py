@@ -73,19 +73,22 @@ def _probe_rows(values):
     return rows
 
 
-def test_the_header_shows_each_methods_own_batch_lr_and_steps(digits16, tmp_path):
+def test_the_header_shows_each_methods_own_batch_accumulation_lr_and_steps(digits16, tmp_path):
     config = small_study()
     config["methods"]["byol"]["batch_size"] = 64
+    config["methods"]["byol"]["accumulate_steps"] = 4
     (tmp_path / "results" / "data").mkdir(parents=True)
     (tmp_path / "results" / "data" / "digits").symlink_to(digits16)
     text = sections.header(config, tmp_path)
     assert "(1293 training images)" in text
+    assert "| method | batch | accumulation | images / step | peak lr | optimiser | steps |" in text
     simclr, byol = config["methods"]["simclr"], config["methods"]["byol"]
     batch = config["pretrain"]["batch_size"]
     steps = 1293 // batch * config["pretrain"]["epochs"]
-    assert f"| simclr | {batch} | {simclr['lr'] * batch / 256:.4g} | {simclr['optimizer']} | {steps} |" in text
-    steps = 1293 // 64 * config["pretrain"]["epochs"]
-    assert f"| byol | 64 | {byol['lr'] * 64 / 256:.4g} | {byol['optimizer']} | {steps} |" in text
+    lr = simclr["lr"] * batch / 256
+    assert f"| simclr | {batch} | 1 | {batch} | {lr:.4g} | {simclr['optimizer']} | {steps} |" in text
+    steps = 1293 // 256 * config["pretrain"]["epochs"]  # 64 x 4 images per optimiser step
+    assert f"| byol | 64 | 4 | 256 | {byol['lr'] * 256 / 256:.4g} | {byol['optimizer']} | {steps} |" in text
 
 
 def test_probe_tables_show_the_random_init_and_mean_and_sd_over_seeds_per_downstream_dataset():

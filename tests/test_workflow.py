@@ -199,7 +199,8 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
     tables = [block.splitlines() for block in summary.split("\n\n") if block.startswith("|")]
     values = [v for table in tables for v in _finite_cells(table)]
     assert len(values) > 50 and all(math.isfinite(v) for v in values)
-    assert "| simclr | 128 | 0.2 | lars | 10 |" in summary  # the step plan: batch, peak lr, steps (1293 // 128)
+    # the step plan: batch, accumulation, images per step, peak lr, steps (1293 // 128)
+    assert "| simclr | 128 | 1 | 128 | 0.2 | lars | 10 |" in summary
     for name in (
         "preview_icdiffusion",
         "loss_curves",

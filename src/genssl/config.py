@@ -160,6 +160,17 @@ def _generator_errors(config: dict[str, Any]) -> list[str]:
         for method in aug.get("methods", []):
             if method not in config.get("methods", {}):
                 problems.append(f"augmentations.{name}.methods: {method!r} is not a configured method")
+        if aug.get("views") == "second":
+            one_view = [
+                method
+                for method in aug.get("methods", config.get("methods", {}))
+                if len(config.get("methods", {}).get(method, {}).get("views", {}).get("blur_p", [0, 0])) < 2
+            ]
+            if one_view:
+                problems.append(
+                    f"augmentations.{name}.views: 'second' keeps the first view real, but {', '.join(one_view)} "
+                    "train(s) on one view; give the setting `methods` without them, or views: both"
+                )
         generator = aug.get("generator")
         if generator is not None and generator not in generators:
             known = ", ".join(sorted(generators)) or "(none)"
@@ -346,7 +357,14 @@ def similarity_dataset(config: Mapping[str, Any]) -> str:
     return config["similarity"]["dataset"] or config["pretrain"]["dataset"]
 
 
-def encoder_input_size(config: Mapping[str, Any]) -> int:
-    """The side of the encoders' input: ``features.input_size``, or the side of the pretraining images."""
-    size = config["features"]["input_size"]
+def encoder_input_size(config: Mapping[str, Any], dataset: str | None = None) -> int:
+    """The side of the encoders' input on ``dataset``: its ``features.by_dataset`` entry's ``input_size``, else
+    ``features.input_size``, else the side of the pretraining images."""
+    size = config["features"]["by_dataset"].get(dataset, {}).get("input_size", config["features"]["input_size"])
     return size if size is not None else config["datasets"][config["pretrain"]["dataset"]]["image_size"]
+
+
+def encoder_crop_fraction(config: Mapping[str, Any], dataset: str | None = None) -> float:
+    """The centre-crop fraction of the evaluation preprocessing on ``dataset`` (``features.by_dataset``, else
+    ``features.crop_fraction``)."""
+    return config["features"]["by_dataset"].get(dataset, {}).get("crop_fraction", config["features"]["crop_fraction"])

@@ -8,8 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """The augmentations of one view. The defaults equal those of the schema's ``views_common`` (solo-learn's),
-    which is where the study's values come from; a test keeps the two equal."""
+    """The augmentations of one view. The defaults equal those of the schema's ``views_common`` and, for the colour
+    jitter strengths, those of its ``views_asymmetric`` (solo-learn's); each method's own defaults come from the
+    schema. A test keeps the two equal."""
 
     crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop area fraction
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio range (sampled log-uniformly)
@@ -32,37 +33,41 @@ STD = (0.229, 0.224, 0.225)
 
 _RANGES = ("crop_scale", "crop_ratio", "blur_sigma")
 _PER_VIEW = ("blur_p", "solarize_p")
-_SHARED = tuple(f.name for f in fields(ViewSpec) if f.name not in _PER_VIEW)
+_EITHER = tuple(f.name for f in fields(ViewSpec) if f.name not in _PER_VIEW + _RANGES)
+_KNOWN = _RANGES + _EITHER + _PER_VIEW
 
 
 def view_specs(config: dict[str, Any]) -> list[ViewSpec]:
-    """From a method's `views` config block: keys crop_scale, crop_ratio, flip_p, jitter_p, brightness, contrast,
-    saturation, hue, grayscale_p, blur_sigma, solarize_threshold (shared by both views) and blur_p, solarize_p
-    which are lists of one value per view (their length = number of views, normally 2).
-    Missing keys take the ViewSpec defaults.
+    """From a method's `views` config block: ``blur_p`` and ``solarize_p`` are lists of one probability per view;
+    crop_scale, crop_ratio and blur_sigma are ranges shared by every view; each other key (flip_p, jitter_p,
+    brightness, contrast, saturation, hue, grayscale_p, solarize_threshold) is one value for every view or a list
+    of one per view. Missing keys take the ViewSpec defaults.
 
-    The number of views is the length of ``blur_p`` / ``solarize_p`` (both must agree), or 2 when neither is given.
-    An unknown key raises ``ValueError`` (the schema allows none).
+    The number of views is the common length of the lists, or 2 when there is none. An unknown key, a per-view key
+    that is not a list, or lists of different lengths raise ``ValueError`` naming the key (the schema allows none).
     """
-    unknown = sorted(set(config) - set(_SHARED) - set(_PER_VIEW))
+    unknown = sorted(set(config) - set(_KNOWN))
     if unknown:
-        raise ValueError(f"views: unknown key(s) {', '.join(unknown)}; known: {', '.join(_SHARED + _PER_VIEW)}")
-    lengths = set()
+        raise ValueError(f"views: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KNOWN)}")
     for key in _PER_VIEW:
-        if key in config:
-            if not isinstance(config[key], list | tuple):
-                raise ValueError(f"views.{key}: expected a list of one probability per view, got {config[key]!r}")
-            lengths.add(len(config[key]))
-    if len(lengths) > 1:
-        raise ValueError(f"views: blur_p and solarize_p give different numbers of views ({sorted(lengths)})")
-    n_views = lengths.pop() if lengths else 2
-    shared: dict[str, Any] = {}
-    for key in _SHARED:
-        if key in config:
-            shared[key] = tuple(float(v) for v in config[key]) if key in _RANGES else float(config[key])
-    return [
-        ViewSpec(**shared, **{key: float(config[key][i]) for key in _PER_VIEW if key in config}) for i in range(n_views)
-    ]
+        if key in config and not isinstance(config[key], list | tuple):
+            raise ValueError(f"views.{key}: expected a list of one probability per view, got {config[key]!r}")
+    lists = {key: len(config[key]) for key in _PER_VIEW + _EITHER if isinstance(config.get(key), list | tuple)}
+    if len(set(lists.values())) > 1:
+        raise ValueError(
+            "views: the per-view lists give different numbers of views ("
+            + ", ".join(f"{key} {n}" for key, n in lists.items())
+            + ")"
+        )
+    n_views = next(iter(lists.values()), 2)
+    specs: list[dict[str, Any]] = [{} for _ in range(n_views)]
+    for key, value in config.items():
+        for view, spec in enumerate(specs):
+            if key in _RANGES:
+                spec[key] = tuple(float(v) for v in value)
+            else:
+                spec[key] = float(value[view] if key in lists else value)
+    return [ViewSpec(**spec) for spec in specs]
 
 
 def blur_kernel_size(spec: ViewSpec, out_size: int) -> int:

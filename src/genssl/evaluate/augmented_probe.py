@@ -1,14 +1,16 @@
 """The paper's linear-probe protocol: a linear layer on the frozen backbone, trained on augmented images.
 
-Each epoch visits the train split in a seeded random order (``derive_seed(seed, "probe", "order", epoch)``) in
-batches of ``probe.augmented.batch_size``. A batch is brought to a square of side ``input_size / crop_fraction``
-(shorter side resized, centre square; a no-op when the store already holds images of that size), then one view
+Each of ``probe.augmented.epochs`` (or the dataset's ``epochs_by_dataset``) epochs visits the train split in a
+seeded random order (``derive_seed(seed, "probe", "order", epoch)``) in batches of ``probe.augmented.batch_size``.
+A batch is brought to a square of side ``input_size / crop_fraction`` (the dataset's: ``features.by_dataset``;
+shorter side resized, centre square; a no-op when the store already holds images of that size), then one view
 is drawn per image, random resized crop to ``input_size`` (area fraction ``crop_scale``) and horizontal flip
 (``flip_p``), from ``derive_seed(seed, "probe", "views", epoch, step)``, and normalised as the pretraining views
 are. The backbone (eval mode: batch-norm statistics frozen, no gradient) gives features f, the layer scores
-W f + b, and the cross-entropy is minimised by SGD (momentum) or LARS at ``lr x batch / 256`` on a linear warm-up
-+ cosine schedule per step. The trained layer is scored on the cached test (and val) features of the feature
-file, which were extracted by the same encoder with the deterministic evaluation preprocessing.
+W f + b, and the cross-entropy is minimised by SGD (momentum) or LARS (``eta``, ``clip_lr``,
+``exclude_bias_n_norm``) at ``lr x batch / 256`` on a linear warm-up + cosine schedule per step. The trained
+layer is scored on the cached test (and val) features of the feature file, which were extracted by the same
+encoder with the deterministic evaluation preprocessing.
 """
 
 import logging
@@ -23,7 +25,7 @@ from torch import nn
 from genssl import devices
 from genssl.augment import BatchAugment
 from genssl.augment.pipeline import ViewSpec
-from genssl.config import encoder_input_size
+from genssl.config import encoder_crop_fraction, encoder_input_size
 from genssl.evaluate.feature_file import FeatureSet
 from genssl.evaluate.knn import topk_accuracy
 from genssl.evaluate.preprocess import preprocess_batch
@@ -52,6 +54,8 @@ def augmented_probe(
 ) -> dict[str, Any]:
     """Train the linear layer (module docstring); return top1 and top5 on the test split, val top-1, the losses."""
     settings, seed = config["probe"]["augmented"], config["seed"]
+    dataset = features.meta["dataset"]["name"]
+    epochs = settings["epochs_by_dataset"].get(dataset, settings["epochs"])
     store = ImageStore(data_dir)
     train, val, test = features.split("train"), features.split("val"), features.split("test")
     classes = len(features.meta["dataset"]["classes"])
@@ -71,12 +75,15 @@ def augmented_probe(
         lr=scaled_lr(settings["lr"], batch),
         weight_decay=settings["weight_decay"],
         momentum=settings["momentum"],
+        eta=settings["eta"],
+        exclude_bias_n_norm=settings["exclude_bias_n_norm"],
+        clip_lr=settings["clip_lr"],
     )
     steps_per_epoch = -(-len(train.indices) // batch)
-    total = steps_per_epoch * settings["epochs"]
+    total = steps_per_epoch * epochs
     schedule = WarmupCosine(total, min(total, round(settings["warmup_epochs"] * steps_per_epoch)))
-    size = encoder_input_size(config)
-    side = round(size / config["features"]["crop_fraction"])
+    size = encoder_input_size(config, dataset)
+    side = round(size / encoder_crop_fraction(config, dataset))
     view = ViewSpec(
         crop_scale=tuple(settings["crop_scale"]),
         flip_p=settings["flip_p"],
@@ -88,7 +95,7 @@ def augmented_probe(
     augment = BatchAugment([view], out_size=size)
     labels = torch.from_numpy(train.labels).long()
     losses = []
-    for epoch in progress(range(settings["epochs"]), desc="augmented probe", unit="epoch"):
+    for epoch in progress(range(epochs), desc="augmented probe", unit="epoch"):
         order = torch.randperm(
             len(train.indices), generator=torch.Generator().manual_seed(derive_seed(seed, "probe", "order", epoch))
         )
@@ -107,12 +114,12 @@ def augmented_probe(
             optimizer.step()
             total_loss += float(loss.detach()) * len(positions)
         losses.append(total_loss / len(train.indices))
-        log.info("augmented probe epoch %d/%d: loss %.4f", epoch + 1, settings["epochs"], losses[-1])
+        log.info("augmented probe epoch %d/%d: loss %.4f", epoch + 1, epochs, losses[-1])
     test_accuracy = topk_accuracy(_scores(layer, test.features, device), torch.from_numpy(test.labels).long())
     val_accuracy = topk_accuracy(_scores(layer, val.features, device), torch.from_numpy(val.labels).long())
     return {
         "top1": test_accuracy[1],
         "top5": test_accuracy[5],
         "val_top1": val_accuracy[1],
-        "training": {**settings, "losses": losses},
+        "training": {**settings, "epochs": epochs, "losses": losses},
     }

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genssl import devices
-from genssl.config import dataset_config, encoder_input_size, generator_config
+from genssl.config import dataset_config, encoder_crop_fraction, encoder_input_size, generator_config
 from genssl.errors import ConfigError, GensslError
 from genssl.evaluate.feature_file import SPLITS, SplitFeatures, save_feature_set
 from genssl.evaluate.preprocess import preprocess_batch
@@ -59,25 +59,26 @@ class PreprocessedBatches(Dataset):
         return torch.from_numpy(preprocess_batch(images, **self.preprocess))
 
 
-def preprocessing(config: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of :func:`preprocess_batch` that the config's ``features`` block sets."""
-    feat = config["features"]
+def preprocessing(config: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`preprocess_batch` that the config's ``features`` block sets for ``dataset``."""
     return {
-        "size": encoder_input_size(config),
-        "crop_fraction": feat["crop_fraction"],
-        "interpolation": feat["interpolation"],
+        "size": encoder_input_size(config, dataset),
+        "crop_fraction": encoder_crop_fraction(config, dataset),
+        "interpolation": config["features"]["interpolation"],
     }
 
 
-def extract_splits(encoder: Encoder, store: ImageStore, config: dict[str, Any], desc: str) -> dict[str, SplitFeatures]:
-    """The features of every split of ``store`` (see the module docstring)."""
+def extract_splits(
+    encoder: Encoder, store: ImageStore, config: dict[str, Any], desc: str, dataset: str | None = None
+) -> dict[str, SplitFeatures]:
+    """The features of every split of ``store``, the downstream dataset ``dataset`` (see the module docstring)."""
     feat = config["features"]
     splits = {name: store.split(name) for name in SPLITS if name in store.manifest["splits"]}
     total = sum(len(indices) for indices in splits.values())
     out = {}
     with progress_bar(total, desc=desc, unit="img") as bar:
         for name, indices in splits.items():
-            batches = PreprocessedBatches(store, indices, feat["batch_size"], preprocessing(config))
+            batches = PreprocessedBatches(store, indices, feat["batch_size"], preprocessing(config, dataset))
             loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=feat["num_workers"])
             chunks = []
             for images in loader:
@@ -144,7 +145,7 @@ def extract_encoder_features(
     meta = {
         "encoder": {"kind": "pretrained", "file": str(encoder_path), "sha256": sha256_file(encoder_path)},
         "dataset": _dataset_meta(downstream, data_dir, store),
-        "preprocessing": preprocessing(config),
+        "preprocessing": preprocessing(config, downstream),
     }
     return _extract(_encoder_function(backbone, device, dtype), store, config, meta, out_path, downstream)
 
@@ -174,7 +175,7 @@ def extract_conditioning_features(
     meta = {
         "encoder": {"kind": "conditioning", "generator": generator, "backend": gen["backend"]},
         "dataset": _dataset_meta(downstream, data_dir, store),
-        "preprocessing": preprocessing(config),
+        "preprocessing": preprocessing(config, downstream),
     }
     return _extract(run, store, config, meta, out_path, downstream)
 
@@ -189,7 +190,7 @@ def _extract(
 ) -> dict[str, Any]:
     """Extract, add the feature dimension to ``meta``, write the file; return ``meta``."""
     started = time.perf_counter()
-    splits = extract_splits(encoder, store, config, desc=f"features {downstream}")
+    splits = extract_splits(encoder, store, config, desc=f"features {downstream}", dataset=downstream)
     meta = {**meta, "feature_dim": int(next(iter(splits.values())).features.shape[1]), "code": code_version()}
     save_feature_set(out_path, splits, meta)
     seconds = time.perf_counter() - started

@@ -80,16 +80,17 @@ def build_optimizer(
     exclude_bias_n_norm: bool = True,
     extra_groups: list[dict[str, Any]] | None = None,
     eps: float = 1e-8,
+    clip_lr: bool = False,
 ) -> torch.optim.Optimizer:
     """Build ``name`` (``"sgd"``, ``"lars"`` or ``"adamw"``) over ``named_params``.
 
     ``lr`` is the already scaled learning rate (see :func:`scaled_lr`). With ``exclude_bias_n_norm`` the params
     are split by :func:`decay_groups` into a regular group (``weight_decay``) and an excluded group
     (weight decay 0, and ``exclude=True`` for LARS); otherwise they form one regular group. Empty groups are left
-    out. SGD is ``torch.optim.SGD`` with ``momentum``, LARS is :class:`genssl.optim.lars.LARS` with ``momentum`` and
-    ``eta``, AdamW is ``torch.optim.AdamW`` with ``betas`` and ``eps``; SGD and AdamW run PyTorch's fused (CUDA) or
-    foreach implementation (see :func:`multi_tensor_implementation`), chosen from the parameters' device, so build
-    the optimiser after moving the model.
+    out. SGD is ``torch.optim.SGD`` with ``momentum``, LARS is :class:`genssl.optim.lars.LARS` with ``momentum``,
+    ``eta`` and ``clip_lr``, AdamW is ``torch.optim.AdamW`` with ``betas`` and ``eps``; SGD and AdamW run
+    PyTorch's fused (CUDA) or foreach implementation (see :func:`multi_tensor_implementation`), chosen from the
+    parameters' device, so build the optimiser after moving the model.
 
     ``extra_groups`` (e.g. a predictor or a linear probe with its own learning rate) are appended as given, after
     the model's groups: each dict has ``"params"`` and optionally ``"lr"`` / ``"weight_decay"`` (defaulting to
@@ -111,7 +112,7 @@ def build_optimizer(
 
     optimizer: torch.optim.Optimizer
     if name == "lars":
-        optimizer = LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
+        optimizer = LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, clip_lr=clip_lr)
     else:
         impl = multi_tensor_implementation(p for g in groups for p in g["params"])
         if name == "sgd":

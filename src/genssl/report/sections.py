@@ -383,7 +383,8 @@ def runtime_table(benchmarks: Path) -> str:
 
 def header(config: dict[str, Any], root: Path) -> str:
     """The study's settings: seeds (and the ablations run with fewer), the initialisations, the conditioning runs,
-    and each method's step plan (:class:`~genssl.train.plan.StepPlan`: its own batch, peak lr and steps)."""
+    and each method's step plan (:class:`~genssl.train.plan.StepPlan`: its own batch per forward pass, gradient
+    accumulation, images per optimiser step, peak lr and optimiser steps)."""
     pretrain = config["pretrain"]
     backbone = pretrain["backbone"]
     size = f"width {backbone['width']}, blocks {backbone['blocks']}" if backbone["name"] == "small_resnet" else ""
@@ -397,7 +398,17 @@ def header(config: dict[str, Any], root: Path) -> str:
     for method in sorted(config["methods"]):
         plan = StepPlan.resolve(config, method, num_train)
         optimizer = config["methods"][method]["optimizer"]
-        plans.append([method, str(plan.batch_size), f"{plan.lr:.4g}", optimizer, str(plan.total_steps)])
+        plans.append(
+            [
+                method,
+                str(plan.batch_size),
+                str(plan.accumulate_steps),
+                str(plan.images_per_step),
+                f"{plan.lr:.4g}",
+                optimizer,
+                str(plan.total_steps),
+            ]
+        )
     reduced = fewer_seeds(config)
     ablations = "; ".join(f"`{a}` seeds {s}" for a, s in reduced.items())
     conditioning = [
@@ -422,7 +433,9 @@ def header(config: dict[str, Any], root: Path) -> str:
         f"- downstream datasets: {', '.join(downstream_datasets(config))}; accuracies on each test split "
         f"(linear probe: protocol `{config['probe']['protocol']}`; kNN: cosine, k = {config['probe']['knn_k'][0]})\n"
         "- over seeds: mean ± sample standard deviation; differences paired by seed with their 95 % Student t "
-        "interval\n\n" + markdown_table(["method", "batch", "peak lr", "optimiser", "steps"], plans) + "\n"
+        "interval\n\n"
+        + markdown_table(["method", "batch", "accumulation", "images / step", "peak lr", "optimiser", "steps"], plans)
+        + "\n"
     )
 
 

@@ -2,11 +2,16 @@
 pre-generated variants instead of the real image (arXiv 2403.05966, with the standard augmentations on top).
 
 For image ``i`` in epoch ``e`` every view ``w`` draws ``u_w ~ U[0, 1)`` and ``k_w ~ U{0..K-1}``, counter-based from
-(seed, e, i, w) (:class:`VariantChoice`); the view uses variant ``k_w`` when ``u_w < p`` (never for
-view 0 with ``views: one``). The draws depend only on (seed, epoch, image), not on the batch, the process count
-or the resume point, and they are shared by every p: a view replaced at p = 0.25 is also replaced at p = 0.5. The
-view's standard augmentations draw from their own generator, untouched by this, so p = 0 gives exactly the
-standard pipeline.
+(seed, e, i, w) (:class:`VariantChoice`, ``assignment: per_step``) or from (seed, i, w) alone, the same in every
+epoch (``assignment: per_run``); the view uses variant ``k_w`` when ``u_w < p`` (never for view 0 with
+``views: second``). The draws depend only on (seed, epoch, image), not on the batch, the process count or the
+resume point, and they are shared by every p: a view replaced at p = 0.25 is also replaced at p = 0.5. The view's
+standard augmentations draw from their own generator, untouched by this, so p = 0 gives exactly the standard
+pipeline.
+
+The released code (VectorInstitute/GenerativeSSL) replaces the second view only, with p = 1 in its main configs,
+and draws a coin and a variant per image whenever it builds its data pipeline, which it rebuilds every epoch:
+``views: second, assignment: per_step`` (docs/paper-settings.md, "Generative sampling").
 
 ``mode`` sets which standard augmentations follow (the paper's ablation): all of the method's
 (``generative+standard``), random resized crop and flip only (``generative+crop``), or none (``generative-only``).
@@ -55,22 +60,26 @@ class VariantChoice:
     """Which views of which images use which variant (module docstring).
 
     The draws of image ``i``, view ``w`` in epoch ``e`` are counter-based, vectorised over the batch: with
-    ``key = derive_seed(seed, "generative", e)`` and ``h_d = splitmix64(splitmix64(key ^ i) + 2 w + d)``,
-    ``u = (h_0 >> 11) / 2^53`` and ``k = h_1 mod K`` (bias below ``K / 2^64``).
+    ``key = derive_seed(seed, "generative", e)`` (``per_step``) or ``derive_seed(seed, "generative", "per_run")``
+    (``per_run``) and ``h_d = splitmix64(splitmix64(key ^ i) + 2 w + d)``, ``u = (h_0 >> 11) / 2^53`` and
+    ``k = h_1 mod K`` (bias below ``K / 2^64``).
     """
 
-    def __init__(self, k: int, p: float, views: str, n_views: int, seed: int) -> None:
-        if views == "one" and n_views < 2:
+    def __init__(self, k: int, p: float, views: str, n_views: int, seed: int, assignment: str = "per_step") -> None:
+        if views == "second" and n_views < 2:
             raise ConfigError(
-                "augmentations.*.views: 'one' keeps the first view real, but the method trains on one view, so no "
-                "view would use a variant; use views: both"
+                "augmentations.*.views: 'second' keeps the first view real, but the method trains on one view, so "
+                "no view would use a variant; use views: both"
             )
-        self.k, self.p, self.n_views, self.seed = k, p, n_views, seed
-        self.first = 1 if views == "one" else 0
+        if assignment not in ("per_step", "per_run"):
+            raise ConfigError(f"augmentations.*.assignment: unknown assignment {assignment!r}")
+        self.k, self.p, self.n_views, self.seed, self.assignment = k, p, n_views, seed, assignment
+        self.first = 1 if views == "second" else 0
 
     def __call__(self, indices: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(use (V, B) bool, variant (V, B) int64)`` for the dataset ``indices`` (B,) in ``epoch``."""
-        key = np.uint64(derive_seed(self.seed, "generative", epoch))
+        draw = epoch if self.assignment == "per_step" else "per_run"
+        key = np.uint64(derive_seed(self.seed, "generative", draw))
         image = splitmix64(np.asarray(indices, dtype=np.uint64) ^ key)
         counters = np.arange(2 * self.n_views, dtype=np.uint64).reshape(self.n_views, 2, 1)
         h = splitmix64(image[None, None, :] + counters)  # (V, 2, B)

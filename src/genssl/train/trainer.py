@@ -1,8 +1,9 @@
 """The shared pretraining loop: every method (:mod:`genssl.methods`) trains through :func:`pretrain`.
 
-Per step: read a batch of the store's train split -> move it to the device -> the method's standard views,
+Per forward pass: read a batch of the store's train split -> move it to the device -> the method's standard views,
 computed as batched tensor ops on the device (:mod:`genssl.augment`) -> ``loss = method(views, indices)`` under
-autocast (CUDA) -> backward, optional gradient clipping, optimiser step (SGD / LARS / AdamW at the
+autocast (CUDA) -> backward of ``loss / k``. After ``k`` passes (``methods.X.accumulate_steps``; DDP synchronises
+the gradients in the last one only): optional gradient clipping, optimiser step (SGD / LARS / AdamW at the
 :class:`~genssl.train.plan.StepPlan`'s lr on a warm-up + cosine schedule) -> the method's momentum updates.
 
 Determinism: model initialisation, data order and every view's random parameters derive from
@@ -102,6 +103,7 @@ def method_optimizer(method: Method, cfg: dict[str, Any], lr: float) -> torch.op
         exclude_bias_n_norm=cfg["exclude_bias_n_norm"],
         extra_groups=extra,
         eps=cfg["eps"],
+        clip_lr=cfg["clip_lr"],
     )
 
 
@@ -142,7 +144,7 @@ def _training_data(
             f"{variants_dir}: variants of shape {variants.images.shape}, the training images are {store.shape}"
         )
     n_views = len(view_specs(config["methods"][method]["views"]))
-    choice = VariantChoice(variants.k, aug["p"], aug["views"], n_views, seed)
+    choice = VariantChoice(variants.k, aug["p"], aug["views"], n_views, seed, aug["assignment"])
     return GenerativeBatches(store, train_indices, variants, choice), variants
 
 
@@ -218,6 +220,52 @@ def _build_training(
     )
 
 
+def forward_backward(
+    model: nn.Module,
+    scaler: torch.amp.GradScaler,
+    augment: BatchAugment,
+    images: torch.Tensor,
+    indices: torch.Tensor,
+    rng: torch.Generator,
+    accumulate_steps: int = 1,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """One forward pass of a uint8 batch already on the device (views drawn from the CPU generator ``rng``) and its
+    backward, adding ``grad(loss / k)`` (k = ``accumulate_steps``, scaled by ``scaler``) to the parameters'
+    gradients: over the k forward passes of an optimiser step the gradient is the mean of theirs, which for a loss
+    that is a mean over its batch's images is the gradient of one pass over all ``k B`` images. Returns the
+    detached loss of this pass, without waiting for it."""
+    views = augment(images, rng)
+    if channels_last:
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        loss = model(views, indices)
+    loss = loss.float()
+    scaler.scale(loss / accumulate_steps if accumulate_steps > 1 else loss).backward()
+    return loss.detach()
+
+
+def optimizer_step(
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    step: int,
+    total_steps: int,
+    grad_clip: float = 0.0,
+) -> None:
+    """The optimiser step on the gradients accumulated since ``optimizer.zero_grad``: [clip,] step, the method's
+    external update and momentum updates (``step`` counts from 0)."""
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    method.update_external(step + 1, scale, skipped=scaler.get_scale() < scale)  # the scaler lowers it on a skip
+    method.after_step(step + 1, total_steps)
+
+
 def train_step(
     model: nn.Module,
     method: Method,
@@ -233,30 +281,23 @@ def train_step(
     channels_last: bool = False,
     grad_clip: float = 0.0,
 ) -> torch.Tensor:
-    """One optimiser step on a uint8 batch already on the device: views (drawn from the CPU generator ``rng``),
-    loss, backward, [clip,] step, momentum.
+    """One optimiser step of one forward pass (no accumulation) on a uint8 batch already on the device: views
+    (drawn from the CPU generator ``rng``), loss, backward, [clip,] step, momentum.
 
     ``model`` is ``method`` or its DDP wrapper; ``step`` counts from 0. Returns the detached loss, without waiting
     for it: nothing here synchronises the host with the device (a non-finite loss is watched on the device by the
     caller, :class:`genssl.train.finite.NonFiniteWatch`).
     """
-    views = augment(images, rng)
-    if channels_last:
-        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = model(views, indices)
-    loss = loss.float()
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
-    scale = scaler.get_scale()
-    scaler.step(optimizer)
-    scaler.update()
-    method.update_external(step + 1, scale, skipped=scaler.get_scale() < scale)  # the scaler lowers it on a skip
-    method.after_step(step + 1, total_steps)
-    return loss.detach()
+    loss = forward_backward(model, scaler, augment, images, indices, rng, 1, autocast_dtype, channels_last)
+    optimizer_step(method, optimizer, scaler, step, total_steps, grad_clip)
+    return loss
+
+
+def _no_sync(model: nn.Module) -> contextlib.AbstractContextManager[Any]:
+    """DDP's ``no_sync`` (gradients kept local until the step's last forward pass); nothing for a plain model."""
+    no_sync = getattr(model, "no_sync", None)
+    return no_sync() if no_sync is not None else contextlib.nullcontext()
 
 
 def stale_reason(previous: dict[str, Any], identity: dict[str, Any], epochs: int, policy: str) -> str | None:
@@ -322,43 +363,57 @@ def _check_finite(training: Training, watch: NonFiniteWatch) -> None:
 
 
 def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch: int) -> dict[str, Any]:
-    """One epoch of steps; returns its row of metrics.csv. The next batch is copied to the device while a step
-    computes, and the method may prepare it (:meth:`genssl.methods.base.Method.prefetch_external`). A non-finite
-    loss stops the run (checked every ``finite_check_every`` steps and at the end) naming the step."""
+    """One epoch of optimiser steps, each of ``k`` forward passes (:class:`~genssl.train.plan.StepPlan`); returns its
+    row of metrics.csv (the loss of a step is the mean of its passes'). The next batch is copied to the device while
+    a pass computes, and the method may prepare it (:meth:`genssl.methods.base.Method.prefetch_external`). A
+    non-finite loss stops the run (checked every ``finite_check_every`` steps and at the end) naming the step.
+    The views of forward pass ``f`` of the epoch draw from ``(seed, "views", method, epoch, f, rank)``."""
     plan, backend, method_name = training.plan, training.backend, training.name.split("/")[0]
+    k = plan.accumulate_steps
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=backend.device)
     watch = NonFiniteWatch(backend.device)
     lr = 0.0
+    step_losses: list[torch.Tensor] = []
     batches = DevicePrefetcher(loader, backend.device)
-    bar = progress(batches, total=plan.steps_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
+    bar = progress(batches, total=plan.forwards_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
     with contextlib.closing(bar):  # the bar closes also when a step raises
-        for step_in_epoch, (images, indices, host_indices) in enumerate(bar):
+        for forward, (images, indices, host_indices) in enumerate(bar):
+            if forward == plan.forwards_per_epoch:
+                break  # the passes that would not fill an optimiser step are dropped, like the permutation's tail
+            step_in_epoch, part = divmod(forward, k)
             step = epoch * plan.steps_per_epoch + step_in_epoch
             if batches.next_indices is not None:
                 training.method.prefetch_external(batches.next_indices)
-            training.schedule.set_step(training.optimizer, step)
-            lr = training.optimizer.param_groups[0]["lr"]
+            if part == 0:
+                training.schedule.set_step(training.optimizer, step)
+                lr = training.optimizer.param_groups[0]["lr"]
+                training.optimizer.zero_grad(set_to_none=True)
+                step_losses.clear()
             rng = torch.Generator().manual_seed(
-                derive_seed(training.seed, "views", method_name, epoch, step_in_epoch, backend.rank)
+                derive_seed(training.seed, "views", method_name, epoch, forward, backend.rank)
             )
-            loss = train_step(
-                training.model,
-                training.method,
-                training.optimizer,
-                training.scaler,
-                training.augment,
-                images,
-                host_indices if training.method.host_indices else indices,
-                rng,
-                step,
-                plan.total_steps,
-                backend.autocast_dtype,
-                backend.channels_last,
-                training.grad_clip,
+            with _no_sync(training.model) if part < k - 1 else contextlib.nullcontext():
+                micro_loss = forward_backward(
+                    training.model,
+                    training.scaler,
+                    training.augment,
+                    images,
+                    host_indices if training.method.host_indices else indices,
+                    rng,
+                    k,
+                    backend.autocast_dtype,
+                    backend.channels_last,
+                )
+            step_losses.append(micro_loss)
+            if part < k - 1:
+                continue
+            optimizer_step(
+                training.method, training.optimizer, training.scaler, step, plan.total_steps, training.grad_clip
             )
-            loss_sum += loss
-            watch.observe(loss, step)
+            step_loss = step_losses[0] if k == 1 else torch.stack(step_losses).mean()
+            loss_sum += step_loss
+            watch.observe(step_loss, step)
             if (step_in_epoch + 1) % training.finite_check_every == 0:
                 _check_finite(training, watch)
     _check_finite(training, watch)
@@ -371,7 +426,7 @@ def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch:
         "loss": float(loss_sum) / plan.steps_per_epoch,
         "lr": lr,
         "seconds": seconds,
-        "images_per_second": plan.steps_per_epoch * plan.batch_size / seconds,
+        "images_per_second": plan.steps_per_epoch * plan.images_per_step / seconds,
     }
     log.info(
         "epoch %d/%d: loss %.4f, lr %.4g, %.1f s, %.0f images/s",
@@ -421,6 +476,7 @@ def _run_record(identity: dict[str, Any], training: Training, metrics: list[dict
         "world_size": backend.world_size,
         "precision": backend.precision,
         "batch_size": training.plan.batch_size,
+        "accumulate_steps": training.plan.accumulate_steps,
         "steps": training.plan.total_steps,
         "feature_dim": training.method.feature_dim,
         "final": {
@@ -484,8 +540,8 @@ def pretrain(
         with_epoch=variants is not None,
     )
     log.info(
-        "pretraining %s on %s: %d images, batch %d (x%d processes), %d epochs of %d steps, %s on %s",
-        *(name, pcfg["dataset"], plan.num_train, plan.batch_size, backend.world_size),
+        "pretraining %s on %s: %d images, batch %d (x%d processes) x %d accumulated, %d epochs of %d steps, %s on %s",
+        *(name, pcfg["dataset"], plan.num_train, plan.batch_size, backend.world_size, plan.accumulate_steps),
         *(pcfg["epochs"], plan.steps_per_epoch, backend.precision, backend.device),
     )
     completed = False
