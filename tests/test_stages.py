@@ -54,6 +54,7 @@ def test_a_runs_slice_holds_what_it_reads_and_not_which_methods_train_an_augment
         "generator": "ic",
         "p": 0.25,
         "views": "both",
+        "assignment": "per_step",
         "mode": "generative+standard",
     }
     # the generator and its conditioning run (simclr/standard, whose encoder it is conditioned on)
