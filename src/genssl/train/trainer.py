@@ -41,8 +41,8 @@ from genssl.distributed import convert_sync_batchnorm, is_distributed
 from genssl.errors import ConfigError, GensslError
 from genssl.generate.variant_store import VariantStore, fingerprint
 from genssl.methods import Method, RunContext, build_method
-from genssl.models import build_backbone
 from genssl.models.encoder_file import save_encoder
+from genssl.models.initialisation import initial_backbone
 from genssl.optim import WarmupCosine, build_optimizer, decay_groups
 from genssl.progress import progress
 from genssl.provenance import differences, record, store_identity
@@ -185,8 +185,7 @@ def _build_training(
         out_dir=out,
         seed=seed,
     )
-    torch.manual_seed(derive_seed(seed, "init", method_name))
-    backbone, feature_dim = build_backbone(pcfg["backbone"])
+    backbone, feature_dim = initial_backbone(pcfg["backbone"], method_name, seed)
     method = build_method(method_name, backbone, feature_dim, mcfg, context)
     if pcfg["sync_bn"] and backend.world_size > 1:
         method = convert_sync_batchnorm(method, backend.device.type)
