@@ -127,7 +127,7 @@ class Setup:
         torch.manual_seed(0)
         backbone, dim = build_backbone(pcfg["backbone"])
         self.method = build_method(method_name, backbone, dim, mcfg, context).to(device).train()
-        self.channels_last = device.type == "cuda"
+        self.channels_last = pcfg["channels_last"]  # as the trainer's backend sets it, on any device
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
         self.optimizer = method_optimizer(self.method, mcfg, plan.lr)
@@ -139,7 +139,8 @@ class Setup:
         self.rng = torch.Generator().manual_seed(1)
         self.method.open_external(None, 0)
         self.num_train, self.step = num_train, 0
-        self.views = [v.contiguous(memory_format=torch.channels_last) for v in self.augment(self.images, self.rng)]
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.views = [v.contiguous(memory_format=layout) for v in self.augment(self.images, self.rng)]
 
     def _rows(self, k: int) -> torch.Tensor:
         per_pass = self.num_train // self.batch
@@ -188,12 +189,11 @@ class Setup:
 
 
 def bare_step(
-    backbone: dict, size: int, batch: int, device: torch.device, momentum: bool, views: int
+    backbone: dict, size: int, batch: int, device: torch.device, momentum: bool, views: int, channels_last: bool
 ) -> Callable[[], None]:
     torch.manual_seed(0)
     net, _ = build_backbone(backbone)
     net = net.to(device).train()
-    channels_last = device.type == "cuda"
     if channels_last:
         net.to(memory_format=torch.channels_last)
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -245,9 +245,8 @@ def peer_rate(setup: Setup, size: int, workers: int, steps: int) -> float:
 
     def step() -> None:
         v1, v2_ = next(batches)
-        setup.views = [
-            v.to(setup.device, non_blocking=True).contiguous(memory_format=torch.channels_last) for v in (v1, v2_)
-        ]
+        layout = torch.channels_last if setup.channels_last else torch.contiguous_format
+        setup.views = [v.to(setup.device, non_blocking=True).contiguous(memory_format=layout) for v in (v1, v2_)]
         setup.model_step()
 
     return rate(step, setup.batch, setup.device, steps)
@@ -302,7 +301,15 @@ def main() -> None:
             config = study(method, backbone, size, batch, args.device, args.epochs)
             try:
                 row["bare"] = rate(
-                    bare_step(backbone, size, batch, device, method in MOMENTUM, METHODS[method].n_views),
+                    bare_step(
+                        backbone,
+                        size,
+                        batch,
+                        device,
+                        method in MOMENTUM,
+                        METHODS[method].n_views,
+                        config["pretrain"]["channels_last"],
+                    ),
                     batch,
                     device,
                     args.steps,

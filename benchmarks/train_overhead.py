@@ -5,14 +5,18 @@ heads forward, loss, backward, optimiser step, momentum update). Bare: the backb
 on two ready float tensors of B images (one per view, as the methods run it) -- plus a no-grad forward of both
 for the methods with a momentum target, which computes one by design. The ratio full / bare measures what the
 engine, the augmentations, the heads and the optimiser cost on top of the backbone; the target is >= 0.85 on the
-CPU.
+CPU. Both run in the memory layout of ``pretrain.channels_last`` (the trainer's, on any device), or in each of
+``--layouts`` side by side (channels-last is what makes oneDNN's convolutions fast on the CPU).
 
     python benchmarks/train_overhead.py [--methods simclr byol] [--batch 128] [--size 32] [--steps 5]
+        [--layouts channels_first channels_last] [--threads 1]
 """
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import yaml
@@ -20,7 +24,7 @@ import yaml
 from genssl.allocator import keep_freed_memory
 from genssl.augment import BatchAugment, view_specs
 from genssl.config import validate_config
-from genssl.methods import METHODS, build_method
+from genssl.methods import METHODS, RunContext, build_method
 from genssl.models import build_backbone
 from genssl.optim import WarmupCosine, build_optimizer, scaled_lr
 from genssl.train.trainer import train_step
@@ -44,8 +48,12 @@ def _interleaved_rates(full, bare, batch: int, steps: int, rounds: int = 5) -> t
     return statistics.median(rates["full"]), statistics.median(rates["bare"])
 
 
-def measure(name: str, config: dict, batch: int, size: int, steps: int) -> tuple[float, float]:
-    """(full step images/s, bare backbone images/s) of method ``name``, one source image per sample."""
+LAYOUTS = {"channels_first": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def measure(name: str, config: dict, batch: int, size: int, steps: int, layout_name: str) -> tuple[float, float]:
+    """(full step images/s, bare backbone images/s) of method ``name`` in memory layout ``layout_name``, one
+    source image per sample."""
     images = torch.randint(
         0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
     )
@@ -57,23 +65,27 @@ def measure(name: str, config: dict, batch: int, size: int, steps: int) -> tuple
     mcfg = dict(config["methods"][name])
     if name == "mocov2plus":
         mcfg["queue_size"] = batch * max(1, mcfg["queue_size"] // batch)
+    layout = LAYOUTS[layout_name]
+    channels_last = layout == torch.channels_last
+    lr = scaled_lr(mcfg["lr"], batch)
+    heads = tempfile.TemporaryDirectory(prefix="train-overhead-")  # S-DIET's head files
+    context = RunContext(batch, 1000, lambda t: lr, Path(heads.name), 0)
     torch.manual_seed(0)
     backbone, dim = build_backbone(config["pretrain"]["backbone"])
-    method = build_method(name, backbone, dim, mcfg).train()
-    optimizer = build_optimizer(
-        method.param_groups()[0][0], mcfg["optimizer"], scaled_lr(mcfg["lr"], batch), mcfg["weight_decay"]
-    )
+    method = build_method(name, backbone, dim, mcfg, context).train().to(memory_format=layout)
+    method.open_external(None, 0)
+    optimizer = build_optimizer(method.param_groups()[0][0], mcfg["optimizer"], lr, mcfg["weight_decay"])
     WarmupCosine(1000, 0).set_step(optimizer, 0)
     augment = BatchAugment(view_specs(mcfg["views"]), out_size=size)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     rng = torch.Generator().manual_seed(1)
 
     def full() -> None:
-        train_step(method, method, optimizer, scaler, augment, images, indices, rng, 0, 1000)
+        train_step(method, method, optimizer, scaler, augment, images, indices, rng, 0, 1000, None, channels_last)
 
     bare_net, _ = build_backbone(config["pretrain"]["backbone"])
-    bare_net.train()
-    ready = [torch.randn(batch, 3, size, size), torch.randn(batch, 3, size, size)]
+    bare_net.train().to(memory_format=layout)
+    ready = [torch.randn(batch, 3, size, size).contiguous(memory_format=layout) for _ in range(2)]
 
     def bare() -> None:
         bare_net.zero_grad(set_to_none=True)
@@ -83,7 +95,11 @@ def measure(name: str, config: dict, batch: int, size: int, steps: int) -> tuple
                 for v in ready:
                     bare_net(v)
 
-    return _interleaved_rates(full, bare, batch, steps)
+    try:
+        return _interleaved_rates(full, bare, batch, steps)
+    finally:
+        method.close_external(False)
+        heads.cleanup()
 
 
 def main() -> None:
@@ -94,20 +110,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="steps per round (5 alternating rounds)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--layouts", nargs="+", choices=sorted(LAYOUTS), help="default: the config's")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `genssl pretrain` does
     with open(args.config) as f:
         config = validate_config(yaml.safe_load(f))
+    layouts = args.layouts or ["channels_last" if config["pretrain"]["channels_last"] else "channels_first"]
     print(
         f"batch {args.batch} images at {args.size} px, 2 views, 5 alternating rounds of {args.steps} steps, "
         f"{torch.get_num_threads()} threads, backbone {config['pretrain']['backbone']}"
     )
-    print(f"{'method':<12} {'full img/s':>11} {'bare img/s':>11} {'ratio':>7}")
+    print(f"{'method':<12} {'layout':<15} {'full img/s':>11} {'bare img/s':>11} {'ratio':>7}")
     for name in args.methods:
-        full_rate, bare_rate = measure(name, config, args.batch, args.size, args.steps)
-        print(f"{name:<12} {full_rate:>11.0f} {bare_rate:>11.0f} {full_rate / bare_rate:>7.2f}")
+        for layout in layouts:
+            full_rate, bare_rate = measure(name, config, args.batch, args.size, args.steps, layout)
+            print(f"{name:<12} {layout:<15} {full_rate:>11.0f} {bare_rate:>11.0f} {full_rate / bare_rate:>7.2f}")
 
 
 if __name__ == "__main__":

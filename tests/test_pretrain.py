@@ -58,9 +58,15 @@ def test_each_method_lowers_its_loss_and_beats_a_random_encoder(method, digits16
     """With the default study's settings of the method (config/config.yaml says why each was chosen: crops of at
     least 30 % of a 16 px digit, no flips, DIET's, S-DIET's and BYOL's learning rates, ...), on a smaller backbone.
     MoCo v2+ takes the test's smaller heads: with the study's 512/128 its epoch-mean InfoNCE over a queue whose keys
-    get harder as it learns stays flat in 20 epochs on this backbone (5.20 -> 5.27, under chance, ln 257 = 5.55)."""
-    config = tiny_pretrain_config(epochs=20)
-    study = load_config(REPO / "config" / "config.yaml")["methods"][method]
+    get harder as it learns stays flat in 20 epochs on this backbone (5.20 -> 5.27, under chance, ln 257 = 5.55).
+    DIET takes the study's backbone: its 1,293-way instance classifier on the test backbone's 16 features moves
+    its kNN a few points either side of the init's, with the bits of the run (73.3 % at init; 20 / 30 epochs: 77.2
+    / 71.0 channels-first, 74.7 / 73.8 channels-last), where on the study's 64 it gains 5-8 points (83.3 -> 88.3 /
+    91.6)."""
+    study_config = load_config(REPO / "config" / "config.yaml")
+    backbone = {"backbone": study_config["pretrain"]["backbone"]} if method == "diet" else {}
+    config = tiny_pretrain_config(epochs=20, **backbone)
+    study = study_config["methods"][method]
     config["methods"][method] = {**study, **HEADS[method]} if method == "mocov2plus" else study
     run = pretrain(config, method, "standard", digits16, tmp_path)
     with open(tmp_path / "metrics.csv") as f:

@@ -51,5 +51,5 @@ def setup_backend(pretrain: dict[str, Any]) -> Backend:
         rank=rank,
         world_size=world_size,
         autocast_dtype=devices.autocast_dtype(pretrain["precision"], device),
-        channels_last=device.type == "cuda" and pretrain["channels_last"],
+        channels_last=pretrain["channels_last"],
     )
