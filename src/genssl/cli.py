@@ -34,11 +34,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config-json", metavar="JSON", help="study configuration as a JSON/YAML string")
 
 
-def _add_encoding_options(
-    parser: argparse.ArgumentParser, features: str, method_help: str, method_required: bool = False
-) -> None:
-    """The options of a command that encodes datasets with a run's encoder: the datasets, the run, the encoder, the
-    stores and (option ``features``) the feature files to write."""
+def _add_encoding_options(parser: argparse.ArgumentParser, method_help: str, method_required: bool = False) -> None:
+    """The options of a command that encodes datasets with a run's encoder: the datasets, the run, the encoder and
+    the stores."""
     parser.add_argument(
         "--downstream", nargs="+", required=True, help="the datasets to encode (keys of `datasets`), one process"
     )
@@ -49,9 +47,6 @@ def _add_encoding_options(
     parser.add_argument("--encoder", help=f"encoder file (default: the run's {stages.PRETRAIN}/{stages.ENCODER})")
     parser.add_argument(
         "--data", nargs="+", help=f"store of each downstream dataset (default: {stages.data_dir('{downstream}')})"
-    )
-    parser.add_argument(
-        features, nargs="+", help=f"feature file to write per downstream dataset (default: {stages.FEATURES})"
     )
 
 
@@ -438,9 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"frozen-encoder features of a downstream dataset's splits ({stages.FEATURES})",
     )
     _add_config_options(feat)
-    _add_encoding_options(feat, "--out", method_help="the pretraining run's method (or give --generator)")
+    _add_encoding_options(feat, method_help="the pretraining run's method (or give --generator)")
     feat.add_argument("--generator", help="encode with this generator's conditioning encoder instead of a run's")
     feat.add_argument("--weights", help="the trained generator's directory (for --generator of a trained backend)")
+    feat.add_argument(
+        "--out",
+        nargs="+",
+        help=f"feature file to write per downstream dataset (default: {stages.FEATURES}, with --generator "
+        f"{stages.CONDITIONING_FEATURES})",
+    )
     feat.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     feat.set_defaults(func=_cmd_features)
 
@@ -459,7 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
         "features, then genssl probe",
     )
     _add_config_options(evaluate)
-    _add_encoding_options(evaluate, "--features", method_help="the pretraining run's method", method_required=True)
+    _add_encoding_options(evaluate, method_help="the pretraining run's method", method_required=True)
+    evaluate.add_argument(
+        "--features", nargs="+", help=f"feature file to write per downstream dataset (default: {stages.FEATURES})"
+    )
     evaluate.add_argument(
         "--probe", nargs="+", help="the datasets to probe, among --downstream (default: all of --downstream)"
     )
