@@ -28,26 +28,9 @@ DOWNSTREAM_MANIFEST = f"{stages.data_dir('{downstream}')}/{stages.MANIFEST}"
 #: The datasets every encoder's features are extracted on, and those it is probed on.
 EVALUATION_DATASETS = stages.evaluation_datasets(config)
 DOWNSTREAM_DATASETS = downstream_datasets(config)
-#: features.one_job_per_encoder: an encoder's features (and probe) job covers all its datasets; else one job per
-#: dataset, whose wildcard `downstream` ends its log and benchmark paths (job_file).
+#: features.one_job_per_encoder: one evaluation job per encoder for all its datasets (rule evaluate_encoder), else
+#: a features job and a probe job per encoder and dataset (rules extract_features and linear_probe).
 PER_ENCODER = config["features"]["one_job_per_encoder"]
-
-
-def job_file(encoder_path, suffix):
-    """The log or benchmark file of an evaluation job of the encoder at ``encoder_path``: ``{encoder_path}{suffix}``
-    for one job per encoder, ``{encoder_path}/{downstream}{suffix}`` for one job per dataset."""
-    return f"{encoder_path}{suffix}" if PER_ENCODER else f"{encoder_path}/{{downstream}}{suffix}"
-
-
-def per_job(pattern, datasets):
-    """A job's outputs of ``pattern``: one for each of ``datasets`` (one job per encoder), or the pattern itself with
-    its wildcard `downstream` (one job per dataset)."""
-    return expand(pattern, downstream=datasets, allow_missing=True) if PER_ENCODER else [pattern]
-
-
-def job_datasets(wildcards, datasets):
-    """The datasets of one evaluation job: its wildcard `downstream`, or all of ``datasets``."""
-    return [wildcards.downstream] if "downstream" in wildcards.keys() else list(datasets)
 
 
 def _one_of(names):
@@ -109,7 +92,7 @@ def generator_config_json(wildcards):
 
 
 def features_config_json(wildcards):
-    return sliced(stages.features_job_keys(config, job_datasets(wildcards, EVALUATION_DATASETS)))
+    return sliced(stages.features_keys(config, wildcards.downstream))
 
 
 def conditioning_features_config_json(wildcards):
@@ -117,7 +100,11 @@ def conditioning_features_config_json(wildcards):
 
 
 def probe_config_json(wildcards):
-    return sliced(stages.probe_job_keys(config, job_datasets(wildcards, DOWNSTREAM_DATASETS)))
+    return sliced(stages.probe_keys(config, wildcards.downstream))
+
+
+def evaluation_config_json(wildcards):
+    return sliced(stages.evaluation_job_keys(config))
 
 
 def similarity_config_json(wildcards):
@@ -191,14 +178,13 @@ def generation_shards(wildcards):
 
 
 def augmented_probe_inputs(wildcards):
-    """The encoder and the downstream stores, which only the augmented protocol reads."""
+    """The encoder and the downstream store of a linear_probe job, which only the augmented protocol reads."""
     if config["probe"]["protocol"] != "augmented":
         return {}
-    datasets = job_datasets(wildcards, DOWNSTREAM_DATASETS)
     return {
-        "encoder": stages.encoder_file(config, run_of(wildcards)),
-        "data": manifests_of(datasets),
-        "data_files": store_files_of(datasets),
+        "encoder": run_encoder(wildcards),
+        "data": DOWNSTREAM_MANIFEST.format(downstream=wildcards.downstream),
+        "data_files": downstream_store_files(wildcards),
     }
 
 

@@ -1,32 +1,97 @@
-rule extract_features:
-    """Features of every split of a downstream dataset (with features.one_job_per_encoder: of every evaluation
-    dataset, the downstream ones and the similarity analysis', in one process) from one encoder, a pretrained run's
-    or a method's initialisation (frozen, deterministic resize + centre crop)."""
-    input:
-        encoder=run_encoder,
-        data=lambda wildcards: manifests_of(job_datasets(wildcards, EVALUATION_DATASETS)),
-        data_files=lambda wildcards: store_files_of(job_datasets(wildcards, EVALUATION_DATASETS)),
-    output:
-        features=per_job(stages.FEATURES, EVALUATION_DATASETS),
-    params:
-        config=features_config_json,
-        downstream=lambda wildcards: " ".join(job_datasets(wildcards, EVALUATION_DATASETS)),
-        data=lambda wildcards: stores_of(job_datasets(wildcards, EVALUATION_DATASETS)),
-    log:
-        job_file(f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}", ".log"),
-    benchmark:
-        job_file(f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}", ".tsv")
-    conda:
-        GENSSL_ENV
-    threads: 1
-    resources:
-        attempt=attempt_of,
-        mem_mb=4000,
-    shell:
-        GENSSL
-        + " features --method {wildcards.method} --run {wildcards.run}"
-        " --downstream {params.downstream} --config-json {params.config:q} --encoder {input.encoder}"
-        " --data {params.data} --out {output.features} --threads {threads} 2> {log}"
+# An encoder's features and probes: with features.one_job_per_encoder one job per encoder (evaluate_encoder), else
+# one features job and one probe job per encoder and dataset (extract_features, linear_probe), as a cluster wants.
+if PER_ENCODER:
+
+    rule evaluate_encoder:
+        """An encoder's features of every evaluation dataset (the downstream ones and the similarity analysis'), then
+        its linear probe (protocol `features` or `augmented`) and weighted kNN on every downstream dataset, in one
+        process: what extract_features and linear_probe make, one job per encoder."""
+        input:
+            encoder=run_encoder,
+            data=manifests_of(EVALUATION_DATASETS),
+            data_files=lambda wildcards: store_files_of(EVALUATION_DATASETS),
+        output:
+            features=expand(stages.FEATURES, downstream=EVALUATION_DATASETS, allow_missing=True),
+            result=expand(stages.PROBE, downstream=DOWNSTREAM_DATASETS, allow_missing=True),
+        params:
+            config=evaluation_config_json,
+            downstream=" ".join(EVALUATION_DATASETS),
+            data=stores_of(EVALUATION_DATASETS),
+            probe=" ".join(DOWNSTREAM_DATASETS),
+        log:
+            f"{LOGS}/evaluate_encoder/{{dataset}}/{{method}}/{{run}}.log",
+        benchmark:
+            f"{BENCHMARKS}/evaluate_encoder/{{dataset}}/{{method}}/{{run}}.tsv"
+        conda:
+            GENSSL_ENV
+        threads: 1
+        resources:
+            attempt=attempt_of,
+            mem_mb=4000,
+        shell:
+            GENSSL
+            + " evaluate --method {wildcards.method} --run {wildcards.run} --config-json {params.config:q}"
+            " --encoder {input.encoder} --downstream {params.downstream} --data {params.data}"
+            " --features {output.features} --probe {params.probe} --out {output.result} --threads {threads} 2> {log}"
+
+else:
+
+    rule extract_features:
+        """Features of every split of a downstream dataset from one encoder, a pretrained run's or a method's
+        initialisation (frozen, deterministic resize + centre crop)."""
+        input:
+            encoder=run_encoder,
+            data=DOWNSTREAM_MANIFEST,
+            data_files=downstream_store_files,
+        output:
+            features=stages.FEATURES,
+        params:
+            config=features_config_json,
+            data=subpath(input.data, parent=True),
+        log:
+            f"{LOGS}/extract_features/{{dataset}}/{{method}}/{{run}}/{{downstream}}.log",
+        benchmark:
+            f"{BENCHMARKS}/extract_features/{{dataset}}/{{method}}/{{run}}/{{downstream}}.tsv"
+        conda:
+            GENSSL_ENV
+        threads: 1
+        resources:
+            attempt=attempt_of,
+            mem_mb=4000,
+        shell:
+            GENSSL
+            + " features --method {wildcards.method} --run {wildcards.run} --downstream {wildcards.downstream}"
+            " --config-json {params.config:q} --encoder {input.encoder} --data {params.data} --out {output.features}"
+            " --threads {threads} 2> {log}"
+
+    rule linear_probe:
+        """Linear probe (protocol `features` or `augmented`) and weighted kNN of one encoder on a downstream dataset."""
+        input:
+            unpack(augmented_probe_inputs),
+            features=stages.FEATURES,
+        output:
+            result=stages.PROBE,
+        params:
+            config=probe_config_json,
+            images=lambda wildcards, input: (
+                f"--encoder {input.encoder} --data {stages.data_dir(wildcards.downstream)}"
+                if "encoder" in input.keys()
+                else ""
+            ),
+        log:
+            f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}/{{downstream}}.log",
+        benchmark:
+            f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}/{{downstream}}.tsv"
+        conda:
+            GENSSL_ENV
+        threads: 1
+        resources:
+            attempt=attempt_of,
+            mem_mb=4000,
+        shell:
+            GENSSL
+            + " probe --config-json {params.config:q} --features {input.features} {params.images}"
+            " --out {output.result} --threads {threads} 2> {log}"
 
 
 rule extract_conditioning_features:
@@ -57,37 +122,6 @@ rule extract_conditioning_features:
         + " features --generator {wildcards.generator} --downstream {wildcards.downstream}"
         " --config-json {params.config:q} --data {params.data} {params.weights} --out {output.features}"
         " --threads {threads} 2> {log}"
-
-
-rule linear_probe:
-    """Linear probe (protocol `features` or `augmented`) and weighted kNN of one encoder on a downstream dataset (with
-    features.one_job_per_encoder: on every downstream dataset, in one process)."""
-    input:
-        unpack(augmented_probe_inputs),
-        features=per_job(stages.FEATURES, DOWNSTREAM_DATASETS),
-    output:
-        result=per_job(stages.PROBE, DOWNSTREAM_DATASETS),
-    params:
-        config=probe_config_json,
-        images=lambda wildcards, input: (
-            f"--encoder {input.encoder} --data {stores_of(job_datasets(wildcards, DOWNSTREAM_DATASETS))}"
-            if "encoder" in input.keys()
-            else ""
-        ),
-    log:
-        job_file(f"{LOGS}/linear_probe/{{dataset}}/{{method}}/{{run}}", ".log"),
-    benchmark:
-        job_file(f"{BENCHMARKS}/linear_probe/{{dataset}}/{{method}}/{{run}}", ".tsv")
-    conda:
-        GENSSL_ENV
-    threads: 1
-    resources:
-        attempt=attempt_of,
-        mem_mb=4000,
-    shell:
-        GENSSL
-        + " probe --config-json {params.config:q} --features {input.features} {params.images}"
-        " --out {output.result} --threads {threads} 2> {log}"
 
 
 rule similarity:

@@ -72,9 +72,9 @@ def test_evaluation_commands_name_their_bad_input(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_one_process_encodes_and_probes_every_dataset_of_an_encoder(digits16, tmp_path, capsys):
-    """features.one_job_per_encoder: the rules pass an encoder's datasets to one `genssl features` and one `genssl
-    probe` process; their lists pair up item by item."""
+def test_features_and_probe_take_several_datasets_of_an_encoder(digits16, tmp_path, capsys):
+    """`genssl features` and `genssl probe` take several datasets of an encoder in one process; their lists pair up
+    item by item."""
     import json
     from pathlib import Path
 

@@ -10,6 +10,7 @@ from genssl.stages import (
     conditioning_encoder_file,
     conditioning_encoders,
     config_slice,
+    evaluation_job_keys,
     features_keys,
     generator_keys,
     pretrain_keys,
@@ -88,6 +89,8 @@ def test_evaluation_slices_leave_out_what_they_do_not_read():
         "features",
     ]
     assert probe_keys(config, "shapes") == ["seed", "probe"]
+    # One evaluation job per encoder reads what its features and probes read, of every dataset.
+    assert sorted(evaluation_job_keys(config)) == sorted([*features_keys(config, "shapes"), "probe"])
     config["probe"]["protocol"] = "augmented"
     assert "features" in probe_keys(config, "shapes") and "datasets.shapes" in probe_keys(config, "shapes")
 

@@ -50,33 +50,38 @@ TINY = {
 }
 
 
+#: The default study's jobs besides the evaluation: 7 methods x (standard, generative) x 3 seeds + SimCLR's p sweep
+#: (0.25, 0.75, 1), mode ablation (2) and icgan with one seed: 48 runs, and the generators' own conditioning run
+#: (simclr/standard, seed 1000); each method's initialisation for the 3 seeds; two generators, four shards each,
+#: conditioned on one encoder.
+DEFAULT_STUDY_JOBS = {
+    "all": 1,
+    "prepare_dataset": 2,
+    "pretrain": 49,
+    "init_encoder": 21,
+    "train_generator": 2,
+    "generate_shard": 8,
+    "gather_augmentations": 2,
+    "extract_conditioning_features": 1,
+    "similarity": 1,
+    "report": 1,
+}
+#: The encoders evaluated: the 48 runs and the 21 initialisations.
+ENCODERS = 48 + 21
+
+
 def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     workdir = study_dir(tmp_path, config)
     result = snakemake(workdir, env_with_venv, "-n")
-    # 7 methods x (standard, generative) x 3 seeds + SimCLR's p sweep (0.25, 0.75, 1), mode ablation (2) and icgan
-    # with one seed: 48 runs, and the generators' own conditioning run (simclr/standard, seed 1000); each method's
-    # initialisation for the 3 seeds; one features and one probe job per encoder (digits and shapes); two generators,
-    # four shards each, conditioned on one encoder.
-    assert planned_jobs(result) == {
-        "all": 1,
-        "prepare_dataset": 2,
-        "pretrain": 49,
-        "init_encoder": 21,
-        "train_generator": 2,
-        "generate_shard": 8,
-        "gather_augmentations": 2,
-        "extract_features": 48 + 21,
-        "extract_conditioning_features": 1,
-        "linear_probe": 48 + 21,
-        "similarity": 1,
-        "report": 1,
-    }
+    # One evaluation job per encoder: its features of digits and shapes, then its probes of both.
+    assert planned_jobs(result) == {**DEFAULT_STUDY_JOBS, "evaluate_encoder": ENCODERS}
     for method in ("simclr", "mocov2plus", "byol", "simsiam", "barlowtwins", "diet", "sdiet"):
         for augmentation in ("standard", "generative"):
             assert f"output: results/pretrain/digits/{method}/{augmentation}/encoder.safetensors" in result.stdout
-            probes = (f"results/probe/digits/{method}/{augmentation}/{d}.json" for d in ("digits", "shapes"))
-            assert f"output: {', '.join(probes)}" in result.stdout  # one probe job per encoder
+            files = [f"results/features/digits/{method}/{augmentation}/{d}.npz" for d in ("digits", "shapes")]
+            files += [f"results/probe/digits/{method}/{augmentation}/{d}.json" for d in ("digits", "shapes")]
+            assert f"output: {', '.join(files)}" in result.stdout
     assert "output: results/pretrain/digits/simclr/p025/encoder.safetensors" in result.stdout
     assert "output: results/pretrain/digits/simclr/p025-seed1/encoder.safetensors" not in result.stdout
     assert "output: results/pretrain/digits/byol/generative-seed2/encoder.safetensors" in result.stdout
@@ -84,6 +89,19 @@ def test_dry_run_of_the_default_study(tmp_path, env_with_venv):
     assert "output: results/pretrain/digits/simclr/standard-seed1000/encoder.safetensors" in result.stdout
     assert "output: results/init/digits/byol/init-seed2/encoder.safetensors" in result.stdout
     assert not (workdir / "results").exists()
+
+
+def test_dry_run_of_the_default_study_with_a_job_per_encoder_and_dataset(tmp_path, env_with_venv):
+    """features.one_job_per_encoder: false (a cluster's layout): a features job and a probe job per encoder and
+    dataset."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["features"]["one_job_per_encoder"] = False
+    result = snakemake(study_dir(tmp_path, config), env_with_venv, "-n")
+    evaluation = {"extract_features": 2 * ENCODERS, "linear_probe": 2 * ENCODERS}
+    assert planned_jobs(result) == {**DEFAULT_STUDY_JOBS, **evaluation}
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "output: results/features/digits/byol/init-seed2/shapes.npz" in lines
+    assert "log: logs/linear_probe/digits/byol/init-seed2/shapes.log" in lines
 
 
 def test_lint_reports_nothing(env_with_venv):
@@ -255,6 +273,39 @@ def test_a_tiny_study_runs_end_to_end_and_reruns_only_what_a_change_concerns(tmp
     result = snakemake(workdir, env_with_venv, "-n")
     assert planned_jobs(result) == {"all": 1, "prepare_dataset": 1, "report": 1}
     assert "output: results/data/digits/manifest.json" not in result.stdout
+
+
+@pytest.mark.slow
+def test_one_job_per_encoder_evaluates_each_encoder_in_one_process(tmp_path, env_with_venv):
+    """features.one_job_per_encoder (the default study's layout): rule evaluate_encoder writes an encoder's features
+    and probes, the report's runtime table counts its jobs, and a probe setting reruns the encoders' evaluations."""
+    config = {
+        "datasets": {
+            "digits": {"source": "digits", "image_size": 8},
+            "shapes": {"source": "shapes", "image_size": 8, "n_per_class": 10},
+        },
+        "pretrain": {"dataset": "digits", "epochs": 1, "batch_size": 128, "backbone": {"width": 4, "blocks": [1]}},
+        "methods": {"simclr": {"proj_hidden_dim": 16, "proj_output_dim": 8}},
+        "downstream": ["digits", "shapes"],
+        "features": {"one_job_per_encoder": True},
+        "probe": {"C": [1.0]},
+    }
+    workdir = study_dir(tmp_path, config)
+    snakemake(workdir, env_with_venv, "-c2")
+    for run in ("standard", "init"):
+        for dataset in ("digits", "shapes"):
+            features = f"results/features/digits/simclr/{run}/{dataset}.npz"
+            probe = json.loads((workdir / f"results/probe/digits/simclr/{run}/{dataset}.json").read_text())
+            assert probe["dataset"] == dataset and probe["features"]["file"] == features
+            recorded = probe["provenance"]["config"]  # the probe's slice, not the job's
+            assert recorded["probe"]["C"] == [1.0] and "features" not in recorded
+        log = (workdir / f"logs/evaluate_encoder/digits/simclr/{run}.log").read_text()
+        assert log.count("-dim features in") == 2 and log.count(": top-1 ") == 2
+    assert "| evaluate_encoder | 2 |" in (workdir / "results/report/summary.md").read_text()
+
+    config["probe"]["C"] = [0.1]
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert planned_jobs(snakemake(workdir, env_with_venv, "-n")) == {"all": 1, "evaluate_encoder": 2, "report": 1}
 
 
 @pytest.mark.slow

@@ -2,7 +2,9 @@
 
 An artifact is written into a temporary sibling of its final path and renamed into place only when the
 writer finished without error; on error the temporary directory is removed. A crash therefore never
-leaves something at the final path that looks finished. Its files get the mode the process's umask gives new
+leaves something at the final path that looks finished. Artifacts that one command writes one after another and
+that stand or fall together (an encoder's features and its probe results, ``genssl evaluate``) are all removed when
+the command fails between them (:func:`all_or_none`). Its files get the mode the process's umask gives new
 files (``0o666 & ~umask``), whatever the writer used (safetensors writes 0600), so that group members on a shared
 file system can read them when the umask lets them.
 """
@@ -10,7 +12,7 @@ file system can read them when the umask lets them.
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from genssl.errors import GensslError
@@ -95,3 +97,17 @@ def atomic_file(final: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     _with_umask_modes(tmp)
     os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def all_or_none(finals: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """A block that writes the files ``finals`` one after another (each atomically, :func:`atomic_file`): when it
+    raises, every one of them is removed, those it had finished and any older file at a path it had not reached yet,
+    so that no subset is left behind that looks like a finished result."""
+    paths = [Path(final) for final in finals]
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise

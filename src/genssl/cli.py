@@ -9,15 +9,19 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from genssl import __version__, failures, stages
 from genssl.config import load_config
 from genssl.errors import ConfigError, GensslError
+from genssl.study import Run
+
+if TYPE_CHECKING:
+    from genssl.evaluate.encoder import Encoding
 
 log = logging.getLogger("genssl")
 
@@ -28,6 +32,22 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         "--config", default="config/config.yaml", metavar="PATH", help="study configuration (default: %(default)s)"
     )
     group.add_argument("--config-json", metavar="JSON", help="study configuration as a JSON/YAML string")
+
+
+def _add_encoding_options(parser: argparse.ArgumentParser, method_help: str, method_required: bool = False) -> None:
+    """The options of a command that encodes datasets with a run's encoder: the datasets, the run, the encoder and
+    the stores."""
+    parser.add_argument(
+        "--downstream", nargs="+", required=True, help="the datasets to encode (keys of `datasets`), one process"
+    )
+    parser.add_argument("--method", required=method_required, help=method_help)
+    parser.add_argument(
+        "--run", default="standard", help="the run's directory: its augmentation, -seed{s} for a replicate"
+    )
+    parser.add_argument("--encoder", help=f"encoder file (default: the run's {stages.PRETRAIN}/{stages.ENCODER})")
+    parser.add_argument(
+        "--data", nargs="+", help=f"store of each downstream dataset (default: {stages.data_dir('{downstream}')})"
+    )
 
 
 def _writable(*paths: str | Path | None) -> None:
@@ -153,31 +173,66 @@ def _per_item(values: list[str] | None, items: list[str], option: str, what: str
     return list(values)
 
 
+def _encodings(
+    args: argparse.Namespace, files: list[str] | None, option: str, default: Callable[[str], str]
+) -> list["Encoding"]:
+    """Each ``--downstream`` dataset with its store (``--data``, else its prepared store) and the feature file to
+    write (``files``, given with ``option``, else ``default(dataset)``)."""
+    from genssl.evaluate.encoder import Encoding
+    from genssl.stages import data_dir
+
+    datas = _per_item(args.data, args.downstream, "--data", "store")
+    outs = _per_item(files, args.downstream, option, "feature file")
+    return [
+        Encoding(dataset, data or data_dir(dataset), out or default(dataset))
+        for dataset, data, out in zip(args.downstream, datas, outs, strict=True)
+    ]
+
+
+def _run_encoder(args: argparse.Namespace, config: dict[str, Any]) -> tuple[Run, str]:
+    """The run of ``--method`` and ``--run``, and its encoder file (``--encoder``, else the run's)."""
+    from genssl.stages import encoder_file
+    from genssl.study import run_from_directory
+
+    run = run_from_directory(args.method, args.run, config)
+    return run, args.encoder or encoder_file(config, run)
+
+
 def _cmd_features(args: argparse.Namespace) -> int:
 
     from genssl.evaluate.features import extract_conditioning_features, extract_encoder_features
-    from genssl.stages import conditioning_features_file, data_dir, encoder_file, features_file
-    from genssl.study import run_from_directory
+    from genssl.stages import conditioning_features_file, features_file
 
     config = _config(args)
-    if args.generator is None and args.method is None:
+    if args.generator is not None:
+        encodings = _encodings(args, args.out, "--out", lambda d: conditioning_features_file(config, args.generator, d))
+        _writable(*(encoding.features for encoding in encodings))
+        for dataset, store, out in encodings:
+            extract_conditioning_features(config, dataset, args.generator, store, out, args.weights)
+        return 0
+    if args.method is None:
         raise ConfigError("genssl features: give --method (and --run) or --generator")
-    datas = _per_item(args.data, args.downstream, "--data", "store")
-    outs = _per_item(args.out, args.downstream, "--out", "feature file")
-    run = None if args.generator is not None else run_from_directory(args.method, args.run, config)
-    jobs = []
-    for downstream, data, out in zip(args.downstream, datas, outs, strict=True):
-        if run is None:
-            out = out or conditioning_features_file(config, args.generator, downstream)
-        else:
-            out = out or features_file(config, run, downstream)
-        jobs.append((downstream, data or data_dir(downstream), out))
-    _writable(*(out for _, _, out in jobs))
-    for downstream, data, out in jobs:
-        if run is None:
-            extract_conditioning_features(config, downstream, args.generator, data, out, args.weights)
-        else:
-            extract_encoder_features(config, downstream, args.encoder or encoder_file(config, run), data, out)
+    run, encoder = _run_encoder(args, config)
+    encodings = _encodings(args, args.out, "--out", lambda d: features_file(config, run, d))
+    _writable(*(encoding.features for encoding in encodings))
+    for dataset, store, out in encodings:
+        extract_encoder_features(config, dataset, encoder, store, out)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+
+    from genssl.evaluate.encoder import evaluate_encoder
+    from genssl.stages import features_file, probe_file
+
+    config = _config(args)
+    run, encoder = _run_encoder(args, config)
+    encodings = _encodings(args, args.features, "--features", lambda d: features_file(config, run, d))
+    probed = args.probe or args.downstream
+    outs = _per_item(args.out, probed, "--out", "result file")
+    probes = {dataset: out or probe_file(config, run, dataset) for dataset, out in zip(probed, outs, strict=True)}
+    _writable(*(encoding.features for encoding in encodings), *probes.values())
+    evaluate_encoder(config, encoder, encodings, probes)
     return 0
 
 
@@ -378,20 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"frozen-encoder features of a downstream dataset's splits ({stages.FEATURES})",
     )
     _add_config_options(feat)
-    feat.add_argument(
-        "--downstream", nargs="+", required=True, help="the datasets to encode (keys of `datasets`), one process"
-    )
-    feat.add_argument("--method", help="the pretraining run's method")
-    feat.add_argument(
-        "--run", default="standard", help="the run's directory: its augmentation, -seed{s} for a replicate"
-    )
-    feat.add_argument("--encoder", help=f"encoder file (default: the run's {stages.PRETRAIN}/{stages.ENCODER})")
+    _add_encoding_options(feat, method_help="the pretraining run's method (or give --generator)")
     feat.add_argument("--generator", help="encode with this generator's conditioning encoder instead of a run's")
     feat.add_argument("--weights", help="the trained generator's directory (for --generator of a trained backend)")
     feat.add_argument(
-        "--data", nargs="+", help=f"store of each downstream dataset (default: {stages.data_dir('{downstream}')})"
+        "--out",
+        nargs="+",
+        help=f"feature file to write per downstream dataset (default: {stages.FEATURES}, with --generator "
+        f"{stages.CONDITIONING_FEATURES})",
     )
-    feat.add_argument("--out", nargs="+", help="feature file to write per downstream dataset")
     feat.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     feat.set_defaults(func=_cmd_features)
 
@@ -403,6 +453,23 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--data", nargs="+", help="[probe.protocol augmented] store of each feature file's dataset")
     probe.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     probe.set_defaults(func=_cmd_probe)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help=f"an encoder's features ({stages.FEATURES}) and probes ({stages.PROBE}) in one process: genssl "
+        "features, then genssl probe",
+    )
+    _add_config_options(evaluate)
+    _add_encoding_options(evaluate, method_help="the pretraining run's method", method_required=True)
+    evaluate.add_argument(
+        "--features", nargs="+", help=f"feature file to write per downstream dataset (default: {stages.FEATURES})"
+    )
+    evaluate.add_argument(
+        "--probe", nargs="+", help="the datasets to probe, among --downstream (default: all of --downstream)"
+    )
+    evaluate.add_argument("--out", nargs="+", help=f"result JSON to write per probed dataset (default: {stages.PROBE})")
+    evaluate.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     sim = commands.add_parser("similarity", help=f"CKA and Procrustes distance between encoders ({stages.SIMILARITY}/)")
     _add_config_options(sim)

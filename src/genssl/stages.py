@@ -15,13 +15,17 @@ and the trainer the configuration its checkpoint must match (:func:`pretrain_key
 | random initialisation | ``genssl init-encoder`` | ``init_encoder`` | :data:`INIT_ENCODER` |
 | frozen features | ``genssl features`` | ``extract_features``, ``extract_conditioning_features`` | :data:`FEATURES` |
 | linear probe and kNN | ``genssl probe`` | ``linear_probe`` | :data:`PROBE` |
+| both, per encoder | ``genssl evaluate`` | ``evaluate_encoder`` | :data:`FEATURES`, :data:`PROBE` |
 | representation similarity | ``genssl similarity`` | ``similarity`` | :data:`SIMILARITY` |
 | report | ``genssl report`` | ``report`` | :data:`REPORT` |
 
 Names in braces are Snakemake wildcards: ``dataset`` (a key of ``datasets``; for the stages after preparation the
 pretraining dataset), ``generator``, ``method``, ``run`` (a run directory: ``{augmentation}`` or
 ``{augmentation}-seed{s}``, :class:`genssl.study.Run`; ``init`` or ``init-seed{s}`` for a method's initialisation,
-whose features and probes sit beside the runs'), ``downstream`` and ``shard``.
+whose features and probes sit beside the runs'), ``downstream`` and ``shard``. An encoder's features and probes are
+made by ``extract_features`` and ``linear_probe``, one job per encoder and dataset, or, with
+``features.one_job_per_encoder``, by ``evaluate_encoder``, one job per encoder for all its datasets, whose slice is
+the union of theirs (:func:`evaluation_job_keys`).
 
 A slice is a list of dotted key paths (``datasets.digits``, ``methods.simclr``): :func:`config_slice` cuts them out
 of a resolved configuration, which is what a rule passes to its command (so Snakemake reruns a job exactly when its
@@ -255,21 +259,19 @@ def evaluation_datasets(config: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*downstream_datasets(config), similarity_dataset(config)]))
 
 
-def features_job_keys(config: dict[str, Any], datasets: list[str]) -> list[str]:
-    """What a features job of an encoder reads for ``datasets`` (one, or all with ``features.one_job_per_encoder``)."""
-    return _union(*(features_keys(config, d) for d in datasets))
-
-
-def probe_job_keys(config: dict[str, Any], datasets: list[str]) -> list[str]:
-    """What a probe job of an encoder reads for ``datasets`` (as :func:`features_job_keys`)."""
-    return _union(*(probe_keys(config, d) for d in datasets))
-
-
 def probe_keys(config: dict[str, Any], downstream: str) -> list[str]:
     """What a probe reads: the probe settings, and for the augmented protocol the preprocessing and the dataset."""
     if config["probe"]["protocol"] == "augmented":
         return _union(["seed", "probe"], features_keys(config, downstream))
     return ["seed", "probe"]
+
+
+def evaluation_job_keys(config: dict[str, Any]) -> list[str]:
+    """What an encoder's evaluation job reads (``features.one_job_per_encoder``): the features' slice of every
+    evaluation dataset and the probe's of every downstream dataset."""
+    features = [features_keys(config, d) for d in evaluation_datasets(config)]
+    probes = [probe_keys(config, d) for d in downstream_datasets(config)]
+    return _union(*features, *probes)
 
 
 def similarity_keys(config: dict[str, Any]) -> list[str]:

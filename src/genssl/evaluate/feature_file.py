@@ -81,7 +81,7 @@ def load_feature_set(path: str | os.PathLike[str]) -> FeatureSet:
     """Read a feature file; a missing or malformed one is refused naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise GensslError(f"{path}: no feature file; extract it first (genssl features / rule extract_features)")
+        raise GensslError(f"{path}: no feature file; extract it first (genssl features or genssl evaluate)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -1,4 +1,5 @@
-"""``genssl features``: frozen-encoder features of every split of a downstream dataset (rule extract_features).
+"""``genssl features``: frozen-encoder features of every split of a downstream dataset (rule extract_features, or
+evaluate_encoder with :mod:`genssl.evaluate.encoder`).
 
 For each split of the dataset store (train, val, test, in the store's sorted index order) the images are read in
 batches, preprocessed deterministically (:mod:`genssl.evaluate.preprocess`: shorter side to

@@ -1,4 +1,5 @@
-"""``genssl probe``: linear probe and kNN accuracy of a frozen encoder on a downstream dataset (rule linear_probe).
+"""``genssl probe``: linear probe and kNN accuracy of a frozen encoder on a downstream dataset (rule linear_probe, or
+evaluate_encoder with :mod:`genssl.evaluate.encoder`).
 
 Protocol ``features`` (the default): multinomial logistic regression (:mod:`genssl.evaluate.logistic`) on the
 cached features of the feature file. For each C of ``probe.C`` (ascending, each fit warm-started from the
