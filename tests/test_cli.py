@@ -1,4 +1,7 @@
+import ast
+import os
 import subprocess
+import sys
 
 import yaml
 
@@ -106,3 +109,22 @@ def test_features_and_probe_take_several_datasets_of_an_encoder(digits16, tmp_pa
 
     assert main(["probe", "--config-json", text, "--features", *features, "--out", results[0]]) == 2
     assert "--out: give one result file per item (2), got 1" in capsys.readouterr().err
+
+
+def test_threads_limit_the_blas_pools_that_load_later():
+    """``--threads 1`` holds to one thread the OpenBLAS that scikit-learn's first import loads (SciPy's own, which
+    threadpoolctl cannot reach before it exists), as well as torch's pool; a fresh process, so nothing is loaded
+    before the command starts."""
+    script = (
+        "import threadpoolctl\n"
+        "from genssl.cli import thread_limit\n"
+        "with thread_limit(1):\n"
+        "    import sklearn.linear_model, torch\n"
+        "    pools = {p['internal_api']: p['num_threads'] for p in threadpoolctl.threadpool_info()}\n"
+        "    print(torch.get_num_threads(), pools)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    torch_threads, pools = out.split(" ", 1)
+    assert torch_threads == "1"
+    assert "openblas" in pools and set(ast.literal_eval(pools).values()) == {1}, pools

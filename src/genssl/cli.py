@@ -8,6 +8,7 @@ one message naming the problem (exit status 2 for configuration errors, 1 for ot
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -520,13 +521,21 @@ def build_parser() -> argparse.ArgumentParser:
 THREADS_HELP = "CPU threads of torch and of the BLAS/OpenMP pools (default: the libraries' choice)"
 
 
+#: The environment variables that size a BLAS/OpenMP pool when its library loads.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def thread_limit(threads: int) -> contextlib.AbstractContextManager[Any]:
     """The CPU threads of a command (``--threads N``, a rule's ``threads:``): torch's intra-op pool, and the
-    BLAS/OpenMP pools of NumPy and scikit-learn (threadpoolctl) for the command's duration. Their default, one thread
+    BLAS/OpenMP pools of NumPy and scikit-learn for the command's duration: those already loaded through threadpoolctl,
+    those loaded later (SciPy's OpenBLAS, when the probe first imports scikit-learn) through the variables they read
+    when they load (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``). Their default, one thread
     per core, makes small linear algebra slow and oversubscribes the cores of jobs that run side by side (the probe's
     64-dim logistic regression on digits: 2.1 s with OpenBLAS's 2 threads, 0.17 s with 1, on an idle 2-core CPU)."""
     if not threads:
         return contextlib.nullcontext()
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
     import torch
     from threadpoolctl import threadpool_limits
 
