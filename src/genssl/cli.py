@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("genssl")
 
+#: The help of every command's --threads.
+THREADS_HELP = "CPU threads of torch and of the BLAS/OpenMP pools (default: the libraries' choice)"
+
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
@@ -84,7 +87,6 @@ def _pretraining_data(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-
     from genssl.allocator import keep_freed_memory
     from genssl.stages import augment_dir, pretrain_dir
     from genssl.study import study_run
@@ -118,7 +120,6 @@ def _cmd_init_encoder(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_generator(args: argparse.Namespace) -> int:
-
     from genssl.config import generator_config
     from genssl.generate.registry import TRAINED, train_generator
     from genssl.stages import conditioning_encoder_file, generator_dir
@@ -137,7 +138,6 @@ def _cmd_train_generator(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-
     from genssl.config import generator_config
     from genssl.generate import generation
     from genssl.generate.registry import TRAINED
@@ -200,7 +200,6 @@ def _run_encoder(args: argparse.Namespace, config: dict[str, Any]) -> tuple[Run,
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-
     from genssl.evaluate.features import extract_conditioning_features, extract_encoder_features
     from genssl.stages import conditioning_features_file, features_file
 
@@ -222,7 +221,6 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-
     from genssl.evaluate.encoder import evaluate_encoder
     from genssl.stages import features_file, probe_file
 
@@ -238,7 +236,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-
     from genssl.evaluate.probe import run_probe
 
     config = _config(args)
@@ -251,7 +248,6 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_similarity(args: argparse.Namespace) -> int:
-
     from genssl.evaluate.similarity.stage import run_similarity
 
     config = _config(args)
@@ -515,10 +511,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(config)
     config.set_defaults(func=_cmd_config)
     return parser
-
-
-#: The help of every command's --threads.
-THREADS_HELP = "CPU threads of torch and of the BLAS/OpenMP pools (default: the libraries' choice)"
 
 
 #: The environment variables that size a BLAS/OpenMP pool when its library loads.
