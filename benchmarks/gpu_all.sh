@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one run, for a lent GPU machine: the CUDA tests, the pretraining step's
-# decomposition against its bare backbone (benchmarks/gpu_step.py, both shapes, S-DIET vs DIET) and generation at
+# decomposition against its bare backbone (benchmarks/gpu_step.py, both shapes, S-DIET vs DIET), S-DIET's host
+# cost of its head rows (benchmarks/sdiet_rows.py) and generation at
 # paper scale (benchmarks/generation_scale.py). Figures and logs go to $OUT (default gpu-results/). Each part has
 # its own time limit, so a slow part cannot starve the others; a failing part is reported and the rest still run.
 #
@@ -31,5 +32,6 @@ part gpu_step_r18 "${R18_LIMIT:-150}" "$PYTHON" benchmarks/gpu_step.py --shapes 
     --sdiet-n 0 --out "$OUT/gpu_step_r18.json"
 part gpu_step_r50 "${R50_LIMIT:-120}" "$PYTHON" benchmarks/gpu_step.py --shapes r50 --epochs 2 --workers -1 \
     --pretrain-methods simclr byol sdiet --sdiet-n 100000 --out "$OUT/gpu_step_r50.json"
+part sdiet_rows "${ROWS_LIMIT:-60}" "$PYTHON" benchmarks/sdiet_rows.py --device cuda --steps 50
 part generation_scale "${GEN_LIMIT:-160}" "$PYTHON" benchmarks/generation_scale.py --device cuda --budget-s 120 \
     --out "$OUT/generation_scale.md"

@@ -229,17 +229,17 @@ def test_sdiet_steps_equal_adamw_on_the_whole_head_in_memory(tmp_path, eps, atol
     assert np.abs(got - initial).max() > 1e-2  # the head moved
 
 
-def _train_sdiet(out, batches: list[np.ndarray], ahead: bool) -> dict[str, bytes]:
-    """S-DIET steps over ``batches``, naming each next batch before a step when ``ahead`` (as the trainer does);
-    the bytes of the head files and of the parameters."""
+def _train_sdiet(out, batches: list[np.ndarray], named: dict[int, np.ndarray]) -> dict[str, bytes]:
+    """S-DIET steps over ``batches``, naming the rows ``named[t]`` ahead before step ``t`` (the trainer names the next
+    batch: :func:`_next`); the bytes of the head files and of the parameters."""
     config = _config({})
     method, context = _sdiet(config, out, 12, len(batches))
     method.open_external(None, 0)
     optimizer = torch.optim.AdamW(method.parameters(), lr=1.0)
     g = torch.Generator().manual_seed(5)
     for t, rows in enumerate(batches, start=1):
-        if ahead and t < len(batches):
-            method.prefetch_external(torch.from_numpy(batches[t]))
+        if t in named:
+            method.prefetch_external(torch.from_numpy(named[t]))
         for group in optimizer.param_groups:
             group["lr"] = context.lr(t)
         optimizer.zero_grad()
@@ -251,12 +251,25 @@ def _train_sdiet(out, batches: list[np.ndarray], ahead: bool) -> dict[str, bytes
     return files | {name: p.detach().numpy().tobytes() for name, p in method.named_parameters()}
 
 
+def _next(batches: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """Before each step but the last, the next batch (as the trainer names it)."""
+    return {t: batches[t] for t in range(1, len(batches))}
+
+
 def test_reading_the_next_batch_ahead_gives_the_same_bytes(tmp_path):
-    """Rows of the next batch are read while the step computes; those the step then writes (consecutive batches
-    overlap across an epoch boundary here) are read again."""
+    """Rows of the next batch are read and caught up while the step computes; those the step then writes
+    (consecutive batches overlap across an epoch boundary here) are read again."""
     batches = _batches(12, 4, 14)
     assert any(np.intersect1d(a, b).size for a, b in itertools.pairwise(batches))
-    assert _train_sdiet(tmp_path / "ahead", batches, True) == _train_sdiet(tmp_path / "plain", batches, False)
+    assert _train_sdiet(tmp_path / "ahead", batches, _next(batches)) == _train_sdiet(tmp_path / "plain", batches, {})
+
+
+def test_rows_read_ahead_for_a_later_step_are_caught_up_to_the_step_they_train_at(tmp_path):
+    """A read ahead catches rows up to the step after the current one. Rows named before step 2 but trained at step
+    5, untouched by the steps in between, missed three more steps and are caught up again, to step 4."""
+    batches = [np.array(rows) for rows in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [4, 5, 8, 9], [0, 1, 2, 3])]
+    named = {2: batches[4]}
+    assert _train_sdiet(tmp_path / "ahead", batches, named) == _train_sdiet(tmp_path / "plain", batches, {})
 
 
 def test_the_trainer_reads_sdiets_next_rows_ahead_with_the_same_result(digits16, tmp_path, monkeypatch):

@@ -19,8 +19,10 @@ applied to the whole N x m head at every step. With several processes, logits ar
 batch (gathered), so 2 processes x B/2 train like 1 x B.
 
 Overlap (one process): the trainer names the next batch's positions before a step (:meth:`SDIET.prefetch_external`),
-and their rows are read from disk on the store's reader thread while the step computes; rows written after that
-read was started (a batch overlapping the next one, at an epoch's end) are read again, so the result is the same
+and on the store's reader thread, while the step computes, their rows are read from disk and caught up to the step
+before theirs (and, for a CUDA run, put in pinned memory, so that their copy to the device neither waits for the
+device nor blocks the host). Rows written after that read was started (a batch overlapping the next one, at an
+epoch's end) are read again and the batch is caught up once more on the main thread, so the result is the same
 bytes as without the read-ahead. Updated rows go back to the host with an asynchronous copy that the store's
 writer thread waits for, so a step does not wait for the device.
 """
@@ -28,7 +30,7 @@ writer thread waits for, so a step does not wait for the device.
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +49,18 @@ from genssl.progress import progress
 #: The head's directory in the run's output directory (and in its checkpoints).
 HEAD_DIR = "head"
 
+#: A batch's rows as read from the store: ``(H, M, V, last_step)``.
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class _ReadAhead(NamedTuple):
+    """A read of the next batch's rows started on the reader thread, and the rows written since it started."""
+
+    rows: np.ndarray
+    #: Holds ``(the rows as read, the rows caught up to step target, target)``.
+    future: Future
+    written: list[np.ndarray]
+
 
 def batch_cross_entropy(
     z: torch.Tensor, rows: torch.Tensor, temperature: float, label_smoothing: float
@@ -55,6 +69,15 @@ def batch_cross_entropy(
     all_rows = gather_with_grad(rows)
     targets = torch.arange(z.shape[0], device=z.device) + rank() * z.shape[0]
     return diet_loss(z @ all_rows.T / temperature, targets, label_smoothing)
+
+
+def _to_device(state: RowState, device: torch.device) -> RowState:
+    """The rows on ``device``. To CUDA from pinned memory (pinned here if they are not yet), so the copy is
+    asynchronous: a copy from pageable memory would first wait for everything queued on the device."""
+    if device.type != "cuda":
+        return state
+    pinned = (t if t.is_pinned() else t.pin_memory() for t in state)
+    return RowState(*(t.to(device, non_blocking=True) for t in pinned))
 
 
 def _to_host(state: RowState) -> tuple[list[torch.Tensor], Callable[[], None] | None]:
@@ -99,8 +122,8 @@ class SDIET(Method):
         self.store: HeadStore | None = None
         self.step = 0
         self._batch: tuple[np.ndarray, RowState, torch.Tensor] | None = None
-        #: Reads started ahead: (rows, their future, the rows written since it started), oldest first.
-        self._ahead: list[tuple[np.ndarray, Future, list[np.ndarray]]] = []
+        #: Reads started ahead, oldest first.
+        self._ahead: list[_ReadAhead] = []
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``z = g(f(x))``, L2-normalised when ``normalize``."""
@@ -128,36 +151,49 @@ class SDIET(Method):
             # writes of this batch's rows, then all meet.
             self.store.wait_for(global_rows)
             torch.distributed.barrier()
-        weight, exp_avg, exp_avg_sq, last = self._read(rows)
-        state = RowState(*(torch.from_numpy(a) for a in (weight, exp_avg, exp_avg_sq)))
-        return self.row_adamw.catch_up(state, last, self.step)
+        return self._caught_up(rows)
 
-    def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rows from a read started ahead (re-reading those written since it started), else read now."""
+    def _catch_up(self, arrays: Rows, target: int) -> RowState:
+        """The rows as read, caught up to step ``target``."""
+        weight, exp_avg, exp_avg_sq, last = arrays
+        state = RowState(*(torch.from_numpy(a) for a in (weight, exp_avg, exp_avg_sq)))
+        return self.row_adamw.catch_up(state, last, target)
+
+    def _caught_up(self, rows: np.ndarray) -> RowState:
+        """The rows caught up to ``self.step``: from a read started ahead when there is one (the rows written since
+        it started read again, and then the whole batch caught up again), else read and caught up now."""
         assert self.store is not None
-        ahead = next((entry for entry in self._ahead if np.array_equal(entry[0], rows)), None)
+        ahead = next((entry for entry in self._ahead if np.array_equal(entry.rows, rows)), None)
         self._ahead = [entry for entry in self._ahead if entry is not ahead]
         if ahead is None:
-            return self.store.read(rows)
-        arrays = ahead[1].result()
-        written = np.isin(rows, np.concatenate(ahead[2])) if ahead[2] else np.zeros(len(rows), bool)
+            return self._catch_up(self.store.read(rows), self.step)
+        arrays, state, target = ahead.future.result()
+        written = np.isin(rows, np.concatenate(ahead.written)) if ahead.written else np.zeros(len(rows), bool)
         if written.any():
             for array, again in zip(arrays, self.store.read(rows[written]), strict=True):
                 array[written] = again
-        return arrays
+            return self._catch_up(arrays, self.step)
+        return state if target == self.step else self._catch_up(arrays, self.step)
+
+    def _prepare_ahead(self, arrays: Rows, target: int, pin: bool) -> tuple[Rows, RowState, int]:
+        """On the reader thread: the rows as read and caught up to ``target`` (pinned when ``pin``)."""
+        state = self._catch_up(arrays, target)
+        return arrays, RowState(*(t.pin_memory() for t in state)) if pin else state, target
 
     def prefetch_external(self, indices: torch.Tensor) -> None:
-        """Start reading the rows of the next batch (one process only: in DDP other processes write rows)."""
+        """Start reading the rows of the next batch and catching them up to the step before theirs (one process
+        only: in DDP other processes write rows)."""
         if self.store is None or (is_distributed() and world_size() > 1):
             return
         rows = indices.numpy().astype(np.int64)
-        self._ahead.append((rows, self.store.read_ahead(rows), []))
+        target = self.step + 1  # the next batch trains at step self.step + 2
+        pin = any(p.is_cuda for p in self.parameters())
+        prepare = lambda arrays: self._prepare_ahead(arrays, target, pin)  # noqa: E731
+        self._ahead.append(_ReadAhead(rows, self.store.read_ahead(rows, prepare), []))
 
     def forward(self, views: list[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
         rows = indices.cpu().numpy().astype(np.int64)  # no copy for host indices (the trainer passes those)
-        state = self._load_rows(rows)
-        device = views[0].device
-        state = RowState(*(t.to(device, non_blocking=True) for t in state))
+        state = _to_device(self._load_rows(rows), views[0].device)
         head = state.weight.clone().requires_grad_(True)
         self._batch = (rows, state, head)
         return batch_cross_entropy(self.embed(views[0]), head, self.temperature, self.label_smoothing)
@@ -177,8 +213,8 @@ class SDIET(Method):
             new, last = self.row_adamw.step(state, grad, step), step
         values, ready = _to_host(new)
         self.store.write(rows, *values, step=last, ready=ready)
-        for _, _, written in self._ahead:
-            written.append(rows)
+        for ahead in self._ahead:
+            ahead.written.append(rows)
         self.step = step
 
     def open_external(self, checkpoint: Path | None, step: int) -> None:
@@ -212,8 +248,8 @@ class SDIET(Method):
         """On completion, catch every row up to the last step (chunk by chunk) and record it in head.json."""
         if self.store is None:
             return
-        for _, future, _ in self._ahead:
-            future.result()
+        for ahead in self._ahead:
+            ahead.future.result()
         self._ahead = []
         if completed:
             self.store.flush()
