@@ -25,8 +25,14 @@ UNet's share of the time: the time inside the UNet's calls (CUDA events recorded
 synchronise) over the row's time. ``--budget-s`` skips the rows that would start after that many seconds, saying
 so. The table goes to stdout and to ``--out`` (``.md`` or ``.json``).
 
+Before its rows, each Stable Diffusion backend prints its FLOPs per variant image, counted on the meta device
+(:func:`flops_per_variant`): the UNet's share of them is the share of the time it would take were every other
+network (and the host) as efficient as the UNet, the ceiling of the ``UNet share`` column. ``--flops-only`` prints
+just these lines, in seconds on any machine.
+
     python benchmarks/generation_scale.py --device cuda --budget-s 150 --out generation_scale.md
     python benchmarks/generation_scale.py --tiny --device cpu --compile   # tiny pipelines, minutes on a CPU
+    python benchmarks/generation_scale.py --flops-only --variants 10      # the FLOP ceilings at the paper's K
 """
 
 import argparse
@@ -45,6 +51,7 @@ import torch
 import transformers
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -207,6 +214,49 @@ class CompileFailures(logging.Handler):
 
 #: The torch.compile row of a backend, run after every backend's eager rows (it pays a minute of compilation).
 CompileRow = Callable[[], list[Row]]
+
+
+def flops_per_variant(backend: str, args: argparse.Namespace) -> dict[str, float]:
+    """FLOPs per variant image of each network of a Stable Diffusion backend at the benchmark's settings, counted
+    by ``FlopCounterMode`` on the meta device (shapes only): the UNet ``--steps`` times on both guidance branches,
+    the VAE decoding one image at the pipeline's size, CLIP's image encoder once per source image (shared by its
+    ``--variants`` variants). The UNet's share of them bounds its share of the time, were every network as
+    efficient as the UNet."""
+    spec = TINY[backend] if args.tiny else architecture(backend)
+    pipe = build_pipeline(spec, "meta", torch.float16)
+    unet, vae, encoder = pipe.unet, pipe.vae, pipe.image_encoder
+    latent = (args.pipeline_size or unet.config.sample_size * pipe.vae_scale_factor) // pipe.vae_scale_factor
+    tokens = pipe.tokenizer.model_max_length if getattr(pipe, "text_encoder", None) is not None else 1
+    side = encoder.config.image_size
+
+    def count(module: torch.nn.Module, *inputs: torch.Tensor, **kwargs: Any) -> float:
+        with FlopCounterMode(display=False) as counter:
+            module(*inputs, **kwargs)
+        return float(counter.get_total_flops())
+
+    with torch.device("meta"), torch.inference_mode():
+        f16 = {"dtype": torch.float16}
+        conditioning = {"encoder_hidden_states": torch.empty(2, tokens, unet.config.cross_attention_dim, **f16)}
+        if unet.config.projection_class_embeddings_input_dim:
+            conditioning["class_labels"] = torch.empty(2, unet.config.projection_class_embeddings_input_dim, **f16)
+        latents = torch.empty(2, unet.config.in_channels, latent, latent, **f16)
+        flops = {
+            "unet": args.steps * count(unet, latents, torch.tensor([999, 999]), **conditioning),
+            "vae": count(vae.decode, torch.empty(1, vae.config.latent_channels, latent, latent, **f16)),
+            "clip": count(encoder, torch.empty(1, 3, side, side, **f16)) / args.variants,
+        }
+    return flops
+
+
+def print_flops(backend: str, args: argparse.Namespace) -> None:
+    flops = flops_per_variant(backend, args)
+    total = sum(flops.values())
+    print(
+        f"{backend}: TFLOP per variant: UNet {flops['unet'] / 1e12:.2f} ({args.steps} steps x 2 guidance branches), "
+        f"VAE decode {flops['vae'] / 1e12:.2f}, CLIP {flops['clip'] / 1e12:.3f} (1 per {args.variants} variants); "
+        f"the UNet's share of the FLOPs {flops['unet'] / total:.3f}",
+        flush=True,
+    )
 
 
 def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> tuple[list[Row], CompileRow | None]:
@@ -406,6 +456,7 @@ def main() -> None:
         default=["sd_unclip"],
         help="the backends with a torch.compile row (about a minute of compilation each on a GPU)",
     )
+    parser.add_argument("--flops-only", action="store_true", help="only the FLOPs per variant (seconds, any device)")
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no row after this many seconds")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads of torch")
     parser.add_argument("--out", type=Path, help="also write the table here (.md or .json)")
@@ -426,10 +477,15 @@ def main() -> None:
         f"transformers {transformers.__version__}"
     )
     print(header, flush=True)
-    print(HEADER, flush=True)
+    if not args.flops_only:
+        print(HEADER, flush=True)
     rows: list[Row] = []
     compile_rows: list[CompileRow] = []
     for backend in args.backends:
+        if backend in CLASSES:
+            print_flops(backend, args)
+        if args.flops_only:
+            continue
         if backend == "icgan_pretrained":
             rows += icgan_rows(args, clock)
             continue

@@ -5,17 +5,17 @@ steps they missed (:class:`genssl.optim.multistep_adamw.RowAdamW`), computes the
 updates them and queues their write-back. That is all this benchmark runs: the backbone and projector are the
 identity on ready m-dimensional features, and the backbone's compute is stood in for by ``--compute-ms`` of work
 before each step's forward (matrix products on the main thread on the CPU; ``torch.cuda._sleep``, a kernel that
-keeps the GPU busy, on CUDA). The figure is the main thread's time per step in S-DIET's forward + backward + ``update_external``,
-excluding that wait, side by side:
+keeps the GPU busy, on CUDA). The figure is the main thread's time per step in S-DIET's forward + backward +
+``update_external``, without the stood-in compute, side by side:
 
 - ``ahead``: the next batch named before each step (:meth:`genssl.methods.sdiet.SDIET.prefetch_external`), as the
   trainer does;
 - ``plain``: no read-ahead (every read and catch-up on the critical path).
 
 On CUDA a step that synchronises the host with the device (e.g. a copy from pageable host memory) waits for the
-stood-in compute, and its figure grows by about ``--compute-ms``. ``--threads`` (default 1) leaves the other
-cores to the store's reader and writer threads, as ``genssl pretrain --threads`` does. The steps are timed after a warm-up epoch, so rows
-catch up gaps of a whole epoch (``N / B`` steps), as in a real run.
+stood-in compute, and its figure grows by about ``--compute-ms``. ``--threads`` (default 1) leaves the other cores
+to the store's reader and writer threads, as ``genssl pretrain --threads`` does. The steps are timed after a
+warm-up epoch, so rows catch up gaps of a whole epoch (``N / B`` steps), as in a real run.
 
     python benchmarks/sdiet_rows.py [--n 100000] [--batch 256] [--dim 256] [--steps 100] [--device cpu]
 """
