@@ -12,9 +12,10 @@ change it), variants resized to 224 px. For each backend the rows are, in order:
   explicit softmax(QK^T)V of ``AttnProcessor``), the VAE decoding one image at a time (``enable_slicing``);
 - then each speed-up added to the previous row and kept: ``+ shared embeddings`` (CLIP once per source image for
   its K variants, the prompt once: :meth:`DiffusersVariations.encode`), ``+ SDPA attention``,
-  ``+ VAE decode batched``, ``+ channels_last``, ``+ torch.compile(UNet)`` (for the ``--compile`` backends, by
-  default sd_unclip alone; it says why when the compiler fails); the ``+ VAE decode batched`` row is the backend's
-  default on the CPU, the compile row its default on CUDA;
+  ``+ VAE decode batched``, ``+ channels_last``, ``+ torch.compile(UNet)`` and then ``+ torch.compile(VAE
+  decoder)`` (for the ``--compile`` backends, by default sd_unclip alone; it says why when the compiler fails); the
+  ``+ VAE decode batched`` row is the backend's default on the CPU, the UNet compile row its default on CUDA (the
+  VAE's compilation is measured, not a default);
 - ``batch B``: the eager default at other batch sizes (``--batch-sizes``);
 - the ``torch.compile`` rows last, after every backend's eager rows, as they pay a minute of compilation;
 - icgan_pretrained: ``G, 1 sample/call`` (the paper's code: SwAV and G per sample) and ``generate()``.
@@ -62,6 +63,7 @@ from genssl.generate.stable_diffusion import (
     DiffusersVariations,
     StableDiffusionImageVariations,
     StableUnCLIPVariations,
+    compile_forward,
     compile_unet,
 )
 from tests import tiny_pipelines
@@ -212,7 +214,7 @@ class CompileFailures(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-#: The torch.compile row of a backend, run after every backend's eager rows (it pays a minute of compilation).
+#: The torch.compile rows of a backend, run after every backend's eager rows (they pay minutes of compilation).
 CompileRow = Callable[[], list[Row]]
 
 
@@ -331,15 +333,21 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> tupl
     def compiled() -> list[Row]:
         failures = CompileFailures()
         logging.getLogger("genssl.generate.stable_diffusion").addHandler(failures)
-        compile_unet(pipe)
-        row = measure("+ torch.compile(UNet) (CUDA default)", generate, samples)
-        if row is None:
-            return []
-        row.note = f"compilation in the {row.warmup_s:.0f} s warm-up"
-        if failures.messages:
-            row.mode, row.note = "torch.compile failed: eager", failures.messages[0]
-            print(f"{backend}: {failures.messages[0]}", flush=True)
-        return [row]
+        made = []
+        for mode, compile_part in (
+            ("+ torch.compile(UNet) (CUDA default)", lambda: compile_unet(pipe)),
+            ("+ torch.compile(VAE decoder)", lambda: compile_forward(pipe.vae.decoder, "VAE decoder")),
+        ):
+            compile_part()
+            row = measure(mode, generate, samples)
+            if row is None:
+                break
+            row.note = f"compilation in the {row.warmup_s:.0f} s warm-up"
+            if failures.messages:
+                row.mode, row.note = f"{mode}: failed, eager", failures.messages.pop(0)
+                print(f"{backend}: {row.note}", flush=True)
+            made.append(row)
+        return made
 
     return list(rows), compiled if backend in args.compile else None
 

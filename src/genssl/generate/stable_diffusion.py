@@ -55,6 +55,7 @@ from diffusers import (
     StableDiffusionImageVariationPipeline,
     StableUnCLIPImg2ImgPipeline,
 )
+from torch import nn
 
 from genssl.errors import GensslError
 from genssl.generate.base import VariantGenerator, resize_images, to_float_images
@@ -121,22 +122,26 @@ def on_cuda_by_default(setting: bool | None, device: torch.device) -> bool:
     return device.type == "cuda" if setting is None else setting
 
 
-def compile_unet(pipe: DiffusionPipeline) -> None:
-    """``torch.compile`` the pipeline's UNet in place, falling back to the eager UNet with a warning when the
-    compiler fails (at the first call, where torch.compile fails)."""
-    unet = pipe.unet
-    eager = unet.forward
+def compile_forward(module: nn.Module, name: str) -> None:
+    """``torch.compile`` the ``forward`` of ``module`` (called ``name`` in the log) in place, falling back to the
+    eager forward with a warning when the compiler fails (at the first call, where torch.compile fails)."""
+    eager = module.forward
     compiled = torch.compile(eager, fullgraph=False)
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         try:
             return compiled(*args, **kwargs)
         except Exception as error:  # the compiler's errors are of many kinds (backend, lowering, toolchain)
-            log.warning("torch.compile of the UNet failed; running it eagerly: %s", str(error).splitlines()[0])
-            unet.forward = eager
+            log.warning("torch.compile of the %s failed; running it eagerly: %s", name, str(error).splitlines()[0])
+            module.forward = eager
             return eager(*args, **kwargs)
 
-    unet.forward = forward
+    module.forward = forward
+
+
+def compile_unet(pipe: DiffusionPipeline) -> None:
+    """``torch.compile`` the pipeline's UNet in place (:func:`compile_forward`)."""
+    compile_forward(pipe.unet, "UNet")
 
 
 class DiffusersVariations(VariantGenerator):
