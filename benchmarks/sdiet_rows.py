@@ -2,9 +2,9 @@
 
 S-DIET keeps its N x m head on disk; a step reads the batch's B rows and their moments, catches them up over the
 steps they missed (:class:`genssl.optim.multistep_adamw.RowAdamW`), computes the batch cross-entropy against them,
-updates them and queues their write-back. That is all this benchmark runs: the backbone and projector are the
-identity on ready m-dimensional features, and the backbone's compute is stood in for by ``--compute-ms`` of work
-before each step's forward (matrix products on the main thread on the CPU; ``torch.cuda._sleep``, a kernel that
+updates them and queues their write-back. That is all this benchmark runs: the backbone is one m x m linear layer
+on ready m-dimensional features (no projector), and the backbone's compute is stood in for by ``--compute-ms`` of
+work before each step's forward (matrix products on the main thread on the CPU; ``torch.cuda._sleep``, a kernel that
 keeps the GPU busy, on CUDA). The figure is the main thread's time per step in S-DIET's forward + backward +
 ``update_external``, without the stood-in compute, side by side:
 
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace, ahead: bool) -> float:
     try:
         context = RunContext(args.n, total + 1, lambda t: 1e-3, out, 0)
         torch.manual_seed(0)
-        method = build_method("sdiet", torch.nn.Identity(), args.dim, config, context).to(device).train()
+        backbone = torch.nn.Linear(args.dim, args.dim, bias=False)  # a parameter on the device, as in a run
+        method = build_method("sdiet", backbone, args.dim, config, context).to(device).train()
         method.open_external(None, 0)
         features = torch.randn(args.batch, args.dim, device=device)
         batches = _batches(args.n, args.batch, total + 1)
