@@ -257,3 +257,35 @@ def test_a_replicate_seed_changes_the_runs_own_draws_only(digits16, tmp_path):
         tmp_path / "seed0" / "encoder.safetensors"
     ).read_bytes()
     assert explicit["final"]["peak_memory_kind"] == "cpu_rss" and explicit["final"]["peak_memory_mib"] > 50
+
+
+class _ScaleReads(torch.amp.GradScaler):
+    """A disabled loss scaler that counts the reads of its scale (under fp16 on CUDA, each waits for the device)."""
+
+    def __init__(self) -> None:
+        super().__init__("cuda", enabled=False)
+        self.reads = 0
+
+    def get_scale(self) -> float:
+        self.reads += 1
+        return super().get_scale()
+
+
+@pytest.mark.parametrize(("method_name", "reads"), [("simclr", 0), ("diet", 0), ("sdiet", 2)])
+def test_the_loss_scale_is_read_only_for_a_method_with_an_external_update(method_name, reads, tmp_path):
+    from genssl.methods import RunContext, build_method
+    from genssl.optim import build_optimizer
+    from genssl.train.trainer import optimizer_step
+
+    config = tiny_pretrain_config()
+    context = RunContext(num_samples=16, total_steps=10, lr=lambda t: 0.1, out_dir=tmp_path, seed=0)
+    backbone, dim = build_backbone(config["pretrain"]["backbone"])
+    method = build_method(method_name, backbone, dim, config["methods"][method_name], context)
+    assert method.updates_external == (method_name == "sdiet")
+    optimizer = build_optimizer(method.param_groups()[0][0], "sgd", lr=0.1, weight_decay=0.0)
+    scaler = _ScaleReads()
+    method.open_external(None, 0)
+    method([torch.rand(4, 3, 16, 16) for _ in range(method.n_views)], torch.arange(4)).backward()
+    optimizer_step(method, optimizer, scaler, 0, 10)
+    method.close_external(completed=False)
+    assert scaler.reads == reads

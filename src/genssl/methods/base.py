@@ -82,6 +82,12 @@ class Method(nn.Module):
         """After optimiser step ``step`` (from 1): gradients are multiplied by ``grad_scale`` (the AMP loss scale);
         ``skipped`` when the scaler skipped the step (non-finite gradients)."""
 
+    @property
+    def updates_external(self) -> bool:
+        """Whether the method has an :meth:`update_external` of its own: only then does the trainer read the loss
+        scale to the host after a step (under fp16 a wait for the device)."""
+        return type(self).update_external is not Method.update_external
+
     def save_external(self, directory: Path | None) -> None:
         """Write the external state into the checkpoint directory being written. Called on every process: the
         one that writes the checkpoint passes its directory, the others ``None``."""

@@ -254,14 +254,16 @@ def optimizer_step(
     grad_clip: float = 0.0,
 ) -> None:
     """The optimiser step on the gradients accumulated since ``optimizer.zero_grad``: [clip,] step, the method's
-    external update and momentum updates (``step`` counts from 0)."""
+    external update and momentum updates (``step`` counts from 0). The loss scale is read to the host only for a
+    method with an external update (:attr:`~genssl.methods.base.Method.updates_external`)."""
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
-    scale = scaler.get_scale()
+    scale = scaler.get_scale() if method.updates_external else None
     scaler.step(optimizer)
     scaler.update()
-    method.update_external(step + 1, scale, skipped=scaler.get_scale() < scale)  # the scaler lowers it on a skip
+    if scale is not None:
+        method.update_external(step + 1, scale, skipped=scaler.get_scale() < scale)  # the scaler lowers it on a skip
     method.after_step(step + 1, total_steps)
 
 
