@@ -64,7 +64,6 @@ from genssl.generate.stable_diffusion import (
     StableDiffusionImageVariations,
     StableUnCLIPVariations,
     compile_forward,
-    compile_unet,
 )
 from tests import tiny_pipelines
 
@@ -335,7 +334,7 @@ def diffusers_rows(backend: str, args: argparse.Namespace, clock: Clock) -> tupl
         logging.getLogger("genssl.generate.stable_diffusion").addHandler(failures)
         made = []
         for mode, compile_part in (
-            ("+ torch.compile(UNet) (CUDA default)", lambda: compile_unet(pipe)),
+            ("+ torch.compile(UNet) (CUDA default)", lambda: compile_forward(pipe.unet, "UNet")),
             ("+ torch.compile(VAE decoder)", lambda: compile_forward(pipe.vae.decoder, "VAE decoder")),
         ):
             compile_part()

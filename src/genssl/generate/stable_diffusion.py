@@ -139,11 +139,6 @@ def compile_forward(module: nn.Module, name: str) -> None:
     module.forward = forward
 
 
-def compile_unet(pipe: DiffusionPipeline) -> None:
-    """``torch.compile`` the pipeline's UNet in place (:func:`compile_forward`)."""
-    compile_forward(pipe.unet, "UNet")
-
-
 class DiffusersVariations(VariantGenerator):
     """A variation pipeline conditioned on a source image's CLIP embedding. Subclasses name the pipeline class,
     the model it is meant to hold and its layout, and how a batch of embeddings enters the pipeline
@@ -166,7 +161,7 @@ class DiffusersVariations(VariantGenerator):
             self.pipe.unet.to(memory_format=torch.channels_last)
             self.pipe.vae.to(memory_format=torch.channels_last)
         if on_cuda_by_default(config["compile"], device):
-            compile_unet(self.pipe)
+            compile_forward(self.pipe.unet, "UNet")
         default = inspect.signature(type(pipe).__call__).parameters["guidance_scale"].default
         self.guidance_scale = default if config["guidance_scale"] is None else config["guidance_scale"]
         size = config["pipeline_size"] or pipe.unet.config.sample_size * pipe.vae_scale_factor

@@ -180,12 +180,10 @@ class HeadStore:
         weight, exp_avg, exp_avg_sq = (self._files[key].read(rows) for key in ARRAYS)
         return weight, exp_avg, exp_avg_sq, self._files["last_step"].read(rows).reshape(-1)
 
-    def read_ahead(self, rows: np.ndarray, then: Callable[[tuple[np.ndarray, ...]], Any] | None = None) -> Future:
-        """:meth:`read` of ``rows`` on the reader thread; the future holds its result, or ``then(result)`` computed
-        on the same thread. Writes queued after this call are not seen."""
+    def read_ahead(self, rows: np.ndarray, then: Callable[[tuple[np.ndarray, ...]], Any]) -> Future:
+        """:meth:`read` of ``rows`` on the reader thread, then ``then(result)`` on the same thread; the future holds
+        what ``then`` returns. Writes queued after this call are not seen."""
         assert self._reader is not None, "the head store is closed"
-        if then is None:
-            return self._reader.submit(self.read, rows)
         return self._reader.submit(lambda: then(self.read(rows)))
 
     def _store(self, rows: np.ndarray, values: dict[str, Any], ready: Callable[[], None] | None) -> None:
