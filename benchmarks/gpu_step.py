@@ -6,8 +6,11 @@ For each shape (ResNet-18 small stem at 32 px, batch 512; ResNet-50 at 224 px, b
   autocast and memory layout as the trainer (plus a no-grad forward of both for momentum methods, which compute
   one by design);
 - ``model``: the method's forward + backward + optimiser step on ready views;
-- ``views``: the batched views alone, from a uint8 batch on the device;
-- ``train_step``: :func:`genssl.train.trainer.train_step` on a uint8 batch already on the device;
+- ``views``: the batched views alone, from a uint8 batch on the device (their random parameters drawn ahead, as the
+  loader draws them);
+- ``draw``: the drawing of those parameters alone, on the host (in the loader's workers in ``genssl pretrain``);
+- ``train_step``: :func:`genssl.train.trainer.train_step` on a uint8 batch and its view parameters already on the
+  device;
 - ``pretrain``: ``genssl pretrain`` itself (store -> loader -> device prefetch -> views -> step), the last of its
   epochs on a synthetic raw store (random images), from its ``metrics.csv``; with ``--compile`` also the same with
   ``pretrain.compile: true``;
@@ -136,11 +139,14 @@ class Setup:
         self.scaler = torch.amp.GradScaler("cuda", enabled=False)
         self.augment = BatchAugment(view_specs(mcfg["views"]), out_size=size)
         self.images = torch.randint(0, 256, (self.batch, size, size, 3), dtype=torch.uint8).to(device)
-        self.rng = torch.Generator().manual_seed(1)
+        # the views' random parameters, drawn once ahead as the loader draws them (in its workers)
+        self.draw_rng = torch.Generator().manual_seed(1)
+        self.view_params = self.augment.draw(self.batch, size, size, self.draw_rng).to(device)
         self.method.open_external(None, 0)
         self.num_train, self.step = num_train, 0
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.views = [v.contiguous(memory_format=layout) for v in self.augment(self.images, self.rng)]
+        views = self.augment.apply(self.images, self.view_params)
+        self.views = [v.contiguous(memory_format=layout) for v in views]
 
     def _rows(self, k: int) -> torch.Tensor:
         per_pass = self.num_train // self.batch
@@ -161,7 +167,7 @@ class Setup:
             self.augment,
             self.images,
             self._indices(),
-            self.rng,
+            self.view_params,
             self.step,
             self.total_steps,
             self.dtype,
@@ -181,7 +187,12 @@ class Setup:
         self.step += 1
 
     def views_only(self) -> None:
-        self.augment(self.images, self.rng)
+        self.augment.apply(self.images, self.view_params)
+
+    def draw_only(self) -> None:
+        """The views' random parameters of one batch, on the host (the loader's share of the views)."""
+        _, height, width, _ = self.images.shape
+        self.augment.draw(self.batch, height, width, self.draw_rng)
 
     def close(self) -> None:
         self.method.close_external(False)
@@ -294,7 +305,7 @@ def main() -> None:
         table: dict[str, dict[str, float]] = {}
         results[shape] = {"backbone": backbone, "size": size, "batch": batch, "n": n, "methods": table}
         print(f"\n{shape}: {backbone['name']} at {size} px, batch {batch}, {n} images (images/s; ratio to bare)")
-        print(f"{'method':<12}{'bare':>9}{'model':>9}{'views':>9}{'step':>9}{'pretrain':>10}{'compiled':>10}"
+        print(f"{'method':<12}{'bare':>9}{'model':>9}{'views':>9}{'draw':>9}{'step':>9}{'pretrain':>10}{'compiled':>10}"
               f"{'peer':>9}{'step/bare':>11}{'pretrain/bare':>15}")  # fmt: skip
         for method in args.methods:
             row: dict[str, float] = {}
@@ -317,6 +328,7 @@ def main() -> None:
                 setup = Setup(config, method, device, n)
                 row["model"] = rate(setup.model_step, batch, device, args.steps)
                 row["views"] = rate(setup.views_only, batch, device, args.steps)
+                row["draw"] = rate(setup.draw_only, batch, torch.device("cpu"), args.steps)
                 row["train_step"] = rate(setup.train_step, batch, device, args.steps)
                 if method == "simclr" and args.workers >= 0:
                     row["peer"] = peer_rate(setup, size, args.workers, args.steps)
@@ -330,7 +342,9 @@ def main() -> None:
             except Exception as err:  # a benchmark row that fails is reported, the others still run
                 row["error"] = f"{type(err).__name__}: {err}"  # type: ignore[assignment]
             table[method] = row
-            cells = [f"{row[k]:>9.0f}" if k in row else f"{'—':>9}" for k in ("bare", "model", "views", "train_step")]
+            cells = [
+                f"{row[k]:>9.0f}" if k in row else f"{'—':>9}" for k in ("bare", "model", "views", "draw", "train_step")
+            ]
             cells += [f"{row[k]:>10.0f}" if k in row else f"{'—':>10}" for k in ("pretrain", "compiled")]
             cells.append(f"{row['peer']:>9.0f}" if "peer" in row else f"{'—':>9}")
             ratios = [row[k] / row["bare"] if k in row and "bare" in row else float("nan") for k in ("train_step",)]

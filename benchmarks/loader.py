@@ -98,7 +98,6 @@ def main() -> None:
                 1,
                 args.workers,
                 False,
-                with_epoch=True,
             ),
         }
         print(

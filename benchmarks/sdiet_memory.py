@@ -98,7 +98,10 @@ class Run:
         self.images = torch.randint(
             0, 256, (self.batch, self.size, self.size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
         ).to(device)
-        self.rng = torch.Generator().manual_seed(2)
+        # the views' random parameters, drawn once ahead as the loader draws them (in its workers)
+        self.view_params = self.augment.draw(self.batch, self.size, self.size, torch.Generator().manual_seed(2)).to(
+            device
+        )
 
     def _rows(self, k: int) -> np.ndarray:
         """The rows of step ``k``: the ``k``-th batch of a seeded permutation of [0, N) per pass (distinct rows,
@@ -123,7 +126,7 @@ class Run:
             self.augment,
             self.images,
             indices,
-            self.rng,
+            self.view_params,
             self.step,
             self.total_steps,
             self.autocast_dtype,

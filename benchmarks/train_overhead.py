@@ -81,7 +81,8 @@ def measure(name: str, config: dict, batch: int, size: int, steps: int, layout_n
     rng = torch.Generator().manual_seed(1)
 
     def full() -> None:
-        train_step(method, method, optimizer, scaler, augment, images, indices, rng, 0, 1000, None, channels_last)
+        params = augment.draw(batch, size, size, rng)  # in the step: the CPU default reads in the training process
+        train_step(method, method, optimizer, scaler, augment, images, indices, params, 0, 1000, None, channels_last)
 
     bare_net, _ = build_backbone(config["pretrain"]["backbone"])
     bare_net.train().to(memory_format=layout)

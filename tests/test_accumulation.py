@@ -95,7 +95,8 @@ def test_an_accumulated_step_equals_one_step_on_the_whole_batch():
         optimizer.zero_grad(set_to_none=True)
         for part in range(k):
             rows = slice(part * 12 // k, (part + 1) * 12 // k)
-            forward_backward(method, scaler, augment, images[rows], indices[rows], torch.Generator(), k)
+            view_params = augment.draw(12, 8, 8, torch.Generator())[rows]
+            forward_backward(method, scaler, augment, images[rows], indices[rows], view_params, k)
         grads.append([p.grad.clone() for p in method.parameters()])
         optimizer_step(method, optimizer, scaler, 0, 1)
         params.append([p.detach().clone() for p in method.parameters()])

@@ -1,5 +1,6 @@
 import dataclasses
 import math
+import pickle
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 from torchvision.transforms import RandomResizedCrop
 
 from genssl.augment import BatchAugment, ViewSpec, blur_kernel_size, ops, view_specs
-from genssl.augment.params import device_params, draw_view_params
+from genssl.augment.params import draw_view_params, pack_params, param_layout, unpack_params
 from genssl.config import load_schema, validate_config
 from genssl.errors import ConfigError
 
@@ -189,19 +190,41 @@ def test_views_wait_on_nothing_from_the_device():
         assert view.device.type == "meta" and view.shape == (6, 3, 12, 12)
 
 
-def test_device_params_are_one_buffer_with_the_drawn_values():
+def test_view_params_are_one_buffer_with_the_drawn_values():
     spec = ViewSpec(blur_p=0.5, solarize_p=0.3)
     params = draw_view_params(30, 20, 20, spec, 12, _gen(23))
-    moved = device_params(params, spec, 12, 5, torch.device("cpu"))
+    layout = param_layout(spec, 12, 5)
+    packed = pack_params(params, spec, 12, 5)
+    assert packed.dtype == torch.float32 and packed.shape == (30, 4 * 12 + 2 * 12 + 6 * 3 + 1 + 1 + 1 + 5 + 1)
+    moved = unpack_params(packed, layout)
     index, frac = ops.crop_taps(params.boxes, 12, params.flip)
     assert torch.equal(moved.index, index) and moved.index.dtype == torch.int64 and torch.equal(moved.frac, frac)
+    slots, hue_on = ops.jitter_slots(params.factors, params.order, params.jitter)
+    assert torch.equal(moved.slots, slots) and torch.equal(moved.hue_on, hue_on.float())
     assert torch.equal(moved.hue, params.factors[:, ops.HUE]) and torch.equal(moved.gray, params.gray.float())
     assert torch.equal(moved.solarize, torch.where(params.solarize, 0.5, math.inf).float())
     assert torch.equal(moved.kernels, ops.gaussian_kernels(params.sigma, 5, params.blur).float())
     storages = {t.untyped_storage().data_ptr() for t in moved[1:] if t is not None}
-    assert len(storages) == 1  # all floats are views of one buffer: one copy to the device
-    plain = device_params(params, PLAIN, 12, 5, torch.device("cpu"))
+    assert storages == {packed.untyped_storage().data_ptr()}  # all floats are views of one buffer: one copy
+    plain = unpack_params(pack_params(params, PLAIN, 12, 5), param_layout(PLAIN, 12, 5))
     assert plain.slots is None and plain.hue is None and plain.gray is None and plain.kernels is None
+    assert plain.solarize is None and torch.equal(plain.index, index)
+
+
+def test_the_parameters_of_every_view_are_drawn_in_one_buffer_that_may_be_drawn_elsewhere():
+    """draw + apply equals the call with the generator, also with the buffer drawn in another process (a loader
+    worker gets a pickled copy of the draws) and with a batch of other images of the same shape."""
+    augment = BatchAugment([*view_specs(_views("byol")), ViewSpec(hue=0.0, blur_p=0.3)], out_size=12)
+    images = _images(7, 20)
+    packed = augment.draw(7, 20, 20, _gen(31))
+    assert packed.shape[0] == 7 and packed.device.type == "cpu"
+    assert torch.equal(pickle.loads(pickle.dumps(augment.draws)).draw(7, 20, 20, _gen(31)), packed)
+    for a, b in zip(augment.apply(images, packed), augment(images, _gen(31)), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"view parameters of 7 samples for 6 images"):
+        augment.apply(images[:6], packed)
+    with pytest.raises(ValueError, match=r"view parameters of shape \(7, 3\)"):
+        augment.apply(images, packed[:, :3])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

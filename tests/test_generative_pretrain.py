@@ -17,7 +17,7 @@ from genssl.data.prepare import prepare_dataset
 from genssl.errors import ConfigError, StoreError
 from genssl.generate.variant_store import VariantStore, fingerprint, gather, shard_dir, write_shard
 from genssl.store import ImageStore
-from genssl.train.data import training_loader
+from genssl.train.data import BatchKey, training_loader
 from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views
 from genssl.train.trainer import pretrain
 from tests.helpers import tiny_pretrain_config
@@ -68,7 +68,7 @@ def _batch(digits16, variants, p, views, n_views=2, epoch=0):
     train = store.split("train")
     dataset = GenerativeBatches(store, train, variants, VariantChoice(K, p, views, n_views, seed=0))
     positions = list(range(40))
-    sources, _ = dataset[(epoch, positions)]
+    sources, _ = dataset[BatchKey(epoch, 0, positions)]
     return sources.numpy(), store.get_batch(train[positions]), train[positions]
 
 
@@ -167,9 +167,7 @@ def test_the_loader_passes_the_epoch_so_views_change_between_epochs(digits16, va
     store = ImageStore(digits16)
     train = store.split("train")
     dataset = GenerativeBatches(store, train, variants, VariantChoice(K, 0.5, "both", 2, seed=0))
-    loader, sampler = training_loader(
-        dataset, 32, seed=1, rank=0, world_size=1, num_workers=0, pin_memory=False, with_epoch=True
-    )
+    loader, sampler = training_loader(dataset, 32, seed=1, rank=0, world_size=1, num_workers=0, pin_memory=False)
     sampler.set_epoch(0)
     first = next(iter(loader))
     again = next(iter(loader))

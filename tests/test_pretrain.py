@@ -14,6 +14,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, safe_open
 
+from genssl.augment import params as params_module
 from genssl.cli import main
 from genssl.config import load_config
 from genssl.errors import ConfigError
@@ -228,10 +229,8 @@ def test_gradient_clipping_bounds_the_global_norm():
         optimizer = build_optimizer(method.param_groups()[0][0], "sgd", lr=0.1, weight_decay=0.0)
         scaler = torch.amp.GradScaler("cuda", enabled=False)
         augment = BatchAugment(view_specs(mcfg["views"]), out_size=16)
-        generator = torch.Generator().manual_seed(1)
-        train_step(
-            method, method, optimizer, scaler, augment, images, torch.arange(16), generator, 0, 10, grad_clip=clip
-        )
+        params = augment.draw(16, 16, 16, torch.Generator().manual_seed(1))
+        train_step(method, method, optimizer, scaler, augment, images, torch.arange(16), params, 0, 10, grad_clip=clip)
         norms[clip] = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in method.parameters()])).item()
     assert norms[0.0] > 0.05 and norms[0.05] == pytest.approx(0.05, rel=1e-4)
 
@@ -242,6 +241,18 @@ def test_loader_workers_do_not_change_the_result(digits16, tmp_path):
     pretrain(tiny_pretrain_config(epochs=1, num_workers=2), "simclr", "standard", digits16, tmp_path / "workers")
     encoders = [(tmp_path / d / "encoder.safetensors").read_bytes() for d in ("in_process", "workers")]
     assert encoders[0] == encoders[1]
+
+
+def test_loader_workers_draw_the_view_parameters_off_the_training_process(digits16, tmp_path, monkeypatch):
+    """The random parameters of the views are drawn where the batches are read: in the workers when there are any
+    (forked, so their calls land in their own copy of ``calls``), else in the training process."""
+    calls = []
+    draw = params_module.draw_view_params
+    monkeypatch.setattr(params_module, "draw_view_params", lambda *a: (calls.append(os.getpid()), draw(*a))[1])
+    run = pretrain(tiny_pretrain_config(epochs=1, num_workers=2), "simclr", "standard", digits16, tmp_path / "w")
+    assert calls == []
+    pretrain(tiny_pretrain_config(epochs=1), "simclr", "standard", digits16, tmp_path / "in_process")
+    assert calls == [os.getpid()] * (2 * run["steps"])  # two views per batch, each drawn once
 
 
 def test_a_replicate_seed_changes_the_runs_own_draws_only(digits16, tmp_path):

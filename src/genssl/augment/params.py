@@ -1,7 +1,8 @@
 """The random parameters of a view: drawn per sample from a CPU generator in a fixed layout
-(:func:`draw_view_params`), then turned into the tensors the device ops run with and moved to the device in one
-copy (:func:`device_params`), so a view depends on the generator state and the images only, not on the device or
-on global random state, and the device never waits for the host nor the host for the device.
+(:func:`draw_view_params`), then turned on the CPU into the tensors the device ops run with, packed into one buffer
+(:func:`pack_params`; every view of a batch: :class:`ViewDraws`) that reaches the device in one copy. So a view
+depends on the generator state and the images only, not on the device or on global random state, and the device
+never waits for the host nor the host for the device.
 """
 
 import math
@@ -61,7 +62,7 @@ def draw_view_params(
 
 
 class DeviceParams(NamedTuple):
-    """What the device part of a view runs with (see :func:`device_params`); None for an op the view lacks."""
+    """What the device part of a view runs with (see :func:`pack_params`); None for an op the view lacks."""
 
     index: torch.Tensor  # (B, 4, S) int64: crop taps (ops.crop_taps)
     frac: torch.Tensor  # (B, 2, S) float32: their weights
@@ -73,47 +74,85 @@ class DeviceParams(NamedTuple):
     solarize: torch.Tensor | None  # (B,): solarize threshold, inf for a sample not solarized
 
 
-def device_params(
-    params: ViewParams, spec: ViewSpec, out_size: int, kernel_size: int, device: torch.device
-) -> DeviceParams:
-    """The tensors of :class:`DeviceParams` for ``params`` of a view of ``spec``, on ``device``.
+def param_layout(spec: ViewSpec, out_size: int, kernel_size: int) -> dict[str, tuple[int, ...]]:
+    """The fields of :class:`DeviceParams` a view of ``spec`` runs with, in packing order, and the shape of each
+    per sample: an op the view never applies has none (probability 0, a blur kernel of size 1, the hue of a jitter
+    of hue strength 0)."""
+    layout: dict[str, tuple[int, ...]] = {"index": (4, out_size), "frac": (2, out_size)}
+    if spec.jitter_p > 0:
+        layout["slots"] = (6 if spec.hue > 0 else 3, 3)
+        if spec.hue > 0:
+            layout["hue"], layout["hue_on"] = (), ()
+    if spec.grayscale_p > 0:
+        layout["gray"] = ()
+    if spec.blur_p > 0 and kernel_size > 1:
+        layout["kernels"] = (kernel_size,)
+    if spec.solarize_p > 0:
+        layout["solarize"] = ()
+    return layout
 
-    The parameters of an op the view never applies are None: an op of probability 0, a blur kernel of size 1, the
-    hue of a jitter of hue strength 0.
-    Everything is computed on the CPU, packed into one float32 buffer (exact: the crop taps are pixel indices below
-    ``2^24``, the rest float32 already or 0/1) and copied to ``device`` at once, from pinned memory without blocking
-    on CUDA; the taps get their dtype back on the device. Coins become weights 0/1 and the solarize coin a
-    per-sample threshold, which the branch-free ops take.
-    """
+
+def pack_params(params: ViewParams, spec: ViewSpec, out_size: int, kernel_size: int) -> torch.Tensor:
+    """The tensors of :class:`DeviceParams` for ``params`` of a view of ``spec``, packed into one float32 CPU
+    buffer (B, width), the fields of :func:`param_layout` side by side: exact, since the crop taps are pixel
+    indices below ``2^24`` and the rest is float32 already or 0/1. Coins become weights 0/1 and the solarize coin a
+    per-sample threshold (inf where not solarized), which the branch-free ops take."""
     index, frac = ops.crop_taps(params.boxes, out_size, params.flip)
     if index.numel() and int(index.max()) >= 2**24:
         raise ValueError(f"images {2**24} px or more high or wide are not supported (crop taps travel as float32)")
-    floats: dict[str, torch.Tensor] = {"frac": frac}
-    if spec.jitter_p > 0:
-        floats["slots"], hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue=spec.hue > 0)
-        if spec.hue > 0:
-            floats["hue"], floats["hue_on"] = params.factors[:, ops.HUE], hue_on
-    if spec.grayscale_p > 0:
-        floats["gray"] = params.gray
-    if spec.blur_p > 0 and kernel_size > 1:
-        floats["kernels"] = ops.gaussian_kernels(params.sigma, kernel_size, params.blur)
-    if spec.solarize_p > 0:
-        floats["solarize"] = torch.where(params.solarize, spec.solarize_threshold, math.inf)
-
+    parts: dict[str, torch.Tensor] = {"index": index, "frac": frac}
+    layout = param_layout(spec, out_size, kernel_size)
+    if "slots" in layout:
+        parts["slots"], hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue=spec.hue > 0)
+        if "hue" in layout:
+            parts["hue"], parts["hue_on"] = params.factors[:, ops.HUE], hue_on
+    if "gray" in layout:
+        parts["gray"] = params.gray
+    if "kernels" in layout:
+        parts["kernels"] = ops.gaussian_kernels(params.sigma, kernel_size, params.blur)
+    if "solarize" in layout:
+        parts["solarize"] = torch.where(params.solarize, spec.solarize_threshold, math.inf)
     n = index.shape[0]
-    parts = {"index": index, **floats}
-    widths = [math.prod(t.shape[1:]) for t in parts.values()]
-    packed = torch.cat([t.reshape(n, w).to(torch.float32) for t, w in zip(parts.values(), widths, strict=True)], 1)
-    cuda = device.type == "cuda"
-    packed = (packed.pin_memory() if cuda else packed).to(device, non_blocking=cuda)
-    moved = {name: part.view(parts[name].shape) for name, part in zip(parts, packed.split(widths, dim=1), strict=True)}
-    return DeviceParams(
-        index=moved["index"].to(torch.int64),
-        frac=moved["frac"],
-        slots=moved.get("slots"),
-        hue=moved.get("hue"),
-        hue_on=moved.get("hue_on"),
-        gray=moved.get("gray"),
-        kernels=moved.get("kernels"),
-        solarize=moved.get("solarize"),
-    )
+    return torch.cat([parts[name].reshape(n, math.prod(shape)).to(torch.float32) for name, shape in layout.items()], 1)
+
+
+def unpack_params(packed: torch.Tensor, layout: dict[str, tuple[int, ...]]) -> DeviceParams:
+    """:class:`DeviceParams` as views of ``packed`` (B, width), on its device, with the fields of ``layout``
+    (:func:`param_layout`); the crop taps get their dtype back."""
+    widths = [math.prod(shape) for shape in layout.values()]
+    n = packed.shape[0]
+    fields = {
+        name: part.view(n, *shape) for (name, shape), part in zip(layout.items(), packed.split(widths, 1), strict=True)
+    }
+    return DeviceParams(**{**dict.fromkeys(DeviceParams._fields), **fields, "index": fields["index"].to(torch.int64)})
+
+
+@dataclass(frozen=True)
+class ViewDraws:
+    """The random parameters of every view of a batch: :meth:`draw` packs them into one float32 CPU buffer
+    (B, width), the views' :func:`pack_params` side by side, and :meth:`unpack` splits it, on any device, into one
+    :class:`DeviceParams` per view. Drawing needs only the batch's shape and a generator, not its pixels, so it may
+    run where the batch is read (a loader worker), and the buffer travels to the device in one copy. Picklable."""
+
+    views: tuple[ViewSpec, ...]
+    out_size: int
+    kernel_sizes: tuple[int, ...]
+
+    def layouts(self) -> list[dict[str, tuple[int, ...]]]:
+        """The :func:`param_layout` of each view."""
+        return [param_layout(v, self.out_size, k) for v, k in zip(self.views, self.kernel_sizes, strict=True)]
+
+    def draw(self, n: int, height: int, width: int, rng: torch.Generator) -> torch.Tensor:
+        """The buffer of ``n`` samples of ``height x width`` images: each view's :func:`draw_view_params` from
+        ``rng``, in view order, then packed."""
+        drawn = [draw_view_params(n, height, width, v, self.out_size, rng) for v in self.views]
+        views = zip(drawn, self.views, self.kernel_sizes, strict=True)
+        return torch.cat([pack_params(p, v, self.out_size, k) for p, v, k in views], 1)
+
+    def unpack(self, packed: torch.Tensor) -> list[DeviceParams]:
+        """One :class:`DeviceParams` per view, as views of ``packed`` (from :meth:`draw`, on any device)."""
+        layouts = self.layouts()
+        widths = [sum(math.prod(shape) for shape in layout.values()) for layout in layouts]
+        if packed.ndim != 2 or packed.shape[1] != sum(widths):
+            raise ValueError(f"view parameters of shape {tuple(packed.shape)}, expected (B, {sum(widths)})")
+        return [unpack_params(part, layout) for part, layout in zip(packed.split(widths, 1), layouts, strict=True)]

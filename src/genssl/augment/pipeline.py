@@ -2,9 +2,10 @@
 
 Per view, in this order: random resized crop to ``out_size``, horizontal flip, colour jitter (random order per
 sample), grayscale, gaussian blur, solarize, normalise (float32 in [0, 1] until the normalisation). Every random
-parameter is drawn from the CPU ``torch.Generator`` passed to :meth:`BatchAugment.__call__`
-(:func:`genssl.augment.params.draw_view_params`), turned into the tensors the ops run with and moved to the device
-in one copy. The rest is a fixed sequence of batched tensor ops that does not depend on the parameters' values: a
+parameter is drawn from a CPU ``torch.Generator`` (:func:`genssl.augment.params.draw_view_params`) and turned into
+the tensors the ops run with, packed for all views of the batch into one buffer (:meth:`BatchAugment.draw`, which
+needs the batch's shape only, so a loader worker can run it), which reaches the device in one copy. The rest
+(:meth:`BatchAugment.apply`) is a fixed sequence of batched tensor ops that does not depend on the parameters' values: a
 sample an op leaves alone gets identity parameters, nothing is gathered or scattered by a mask and nothing is read
 back to the host, so the device never waits for the host. An op with probability 0 costs nothing; any other runs
 on the whole batch. The flip costs nothing: it reverses the crop's column taps. With ``compile``, the elementwise
@@ -19,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from genssl.augment import ops
-from genssl.augment.params import DeviceParams, device_params, draw_view_params
+from genssl.augment.params import DeviceParams, ViewDraws
 from genssl.augment.spec import MEAN, STD, ViewSpec, blur_kernel_size, view_specs
 
 __all__ = ["MEAN", "STD", "BatchAugment", "ViewSpec", "blur_kernel_size", "colour", "finish", "view_specs"]
@@ -68,7 +69,7 @@ class BatchAugment:
         self.out_size = out_size
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        self._kernel_sizes = [blur_kernel_size(v, out_size) for v in self.views]
+        self.draws = ViewDraws(tuple(self.views), out_size, tuple(blur_kernel_size(v, out_size) for v in views))
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._colour: Callable[..., torch.Tensor] = torch.compile(colour, fullgraph=True) if compile else colour
         self._finish: Callable[..., torch.Tensor] = torch.compile(finish, fullgraph=True) if compile else finish
@@ -80,14 +81,29 @@ class BatchAugment:
             self._stats[device] = (mean, std)
         return self._stats[device]
 
+    def draw(self, n: int, height: int, width: int, rng: torch.Generator) -> torch.Tensor:
+        """The random parameters of the views of ``n`` images of ``height x width``, from the CPU generator ``rng``:
+        one float32 CPU buffer (B, width) for :meth:`apply` (:class:`~genssl.augment.params.ViewDraws`). ALL random
+        parameters (crop boxes, flips, jitter factors, the random order of the four jitter ops per sample, blur
+        sigmas, coin flips) come from ``rng``, view after view, so the views depend only on its state, not on the
+        device or on anything global."""
+        return self.draws.draw(n, height, width, rng)
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, rng: torch.Generator) -> list[torch.Tensor]:
-        """images: uint8 (B, H, W, 3) (as read from the image store) or (B, 3, H, W), on any device.
-        Returns one float32 tensor (B, 3, out_size, out_size) per view, normalised with mean/std, on images.device,
-        contiguous. `rng` is a CPU torch.Generator: ALL random parameters (crop boxes, flips, jitter factors,
-        the random order of the four jitter ops per sample, blur sigmas, coin flips) are drawn from it on the CPU
-        and then moved to the device, so the result is the same on every device for the same generator state,
-        and depends only on the generator state (not on the device or on anything global).
+        """:meth:`apply` with the parameters :meth:`draw` gives for ``images`` and ``rng``."""
+        if images.ndim not in (4, 5):
+            raise ValueError(f"expected images (B, H, W, 3) or (B, 3, H, W), got shape {tuple(images.shape)}")
+        n, height, width = images.shape[-4:-1] if images.shape[-1] == 3 else (images.shape[-4], *images.shape[-2:])
+        return self.apply(images, self.draw(n, height, width, rng))
+
+    @torch.no_grad()
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> list[torch.Tensor]:
+        """images: uint8 (B, H, W, 3) (as read from the image store) or (B, 3, H, W), on any device; ``params``:
+        :meth:`draw`'s buffer for them, on the CPU (copied over, from pinned memory without blocking on CUDA) or
+        already on images.device. Returns one float32 tensor (B, 3, out_size, out_size) per view, normalised with
+        mean/std, on images.device, contiguous. The result depends only on the images and ``params``, so it is the
+        same on every device for the same generator state.
 
         A trailing dimension of 3 means channels-last (the store's layout); float images are taken as [0, 1].
         A 5-dimensional ``images`` (V, B, ...) holds one source batch per view (generative augmentation).
@@ -95,17 +111,21 @@ class BatchAugment:
         sources = list(images) if images.ndim == 5 else [images] * len(self.views)
         if len(sources) != len(self.views):
             raise ValueError(f"{len(sources)} source batches for {len(self.views)} views")
+        if params.device != images.device:
+            cuda = images.device.type == "cuda"
+            params = (params.pin_memory() if cuda and not params.is_pinned() else params).to(
+                images.device, non_blocking=cuda
+            )
         out = []
-        for x, spec, k in zip(sources, self.views, self._kernel_sizes, strict=True):
+        for x, on_device in zip(sources, self.draws.unpack(params), strict=True):
             if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]):
                 raise ValueError(f"expected images (B, H, W, 3) or (B, 3, H, W), got shape {tuple(x.shape)}")
-            out.append(self._view(x.permute(0, 3, 1, 2) if x.shape[3] == 3 else x, spec, k, rng))
+            if on_device.index.shape[0] != x.shape[0]:
+                raise ValueError(f"view parameters of {on_device.index.shape[0]} samples for {x.shape[0]} images")
+            out.append(self._view(x.permute(0, 3, 1, 2) if x.shape[3] == 3 else x, on_device))
         return out
 
-    def _view(self, images: torch.Tensor, spec: ViewSpec, kernel_size: int, rng: torch.Generator) -> torch.Tensor:
-        n, _, height, width = images.shape
-        params = draw_view_params(n, height, width, spec, self.out_size, rng)
-        on_device = device_params(params, spec, self.out_size, kernel_size, images.device)
+    def _view(self, images: torch.Tensor, on_device: DeviceParams) -> torch.Tensor:
         x = self._colour(ops.resample(images, on_device.index, on_device.frac), on_device)
         if on_device.kernels is not None:
             x = ops.separable_blur(x, on_device.kernels)

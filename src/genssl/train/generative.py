@@ -27,7 +27,7 @@ from genssl.augment.pipeline import ViewSpec
 from genssl.errors import ConfigError
 from genssl.generate.variant_store import VariantStore
 from genssl.seeding import derive_seed
-from genssl.train.data import StoreBatches
+from genssl.train.data import BatchKey, StoreBatches
 
 
 def uses_variants(augmentation: dict[str, Any]) -> bool:
@@ -91,21 +91,19 @@ class VariantChoice:
 
 
 class GenerativeBatches(StoreBatches):
-    """:class:`StoreBatches` indexed by ``(epoch, positions)`` (``training_loader(..., with_epoch=True)``) whose
-    images are one uint8 (V, B, H, W, 3) source batch per view: the real images, the chosen ones replaced by
-    variants."""
+    """:class:`StoreBatches` whose images are one uint8 (V, B, H, W, 3) source batch per view: the real images, the
+    chosen ones (in the key's epoch) replaced by variants."""
 
     def __init__(self, store: Any, indices: np.ndarray, variants: VariantStore, choice: VariantChoice) -> None:
         super().__init__(store, indices)
         self.variants, self.choice = variants, choice
 
-    def __getitem__(self, item: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, positions = item
-        real, positions_t = super().__getitem__(positions)
-        indices = self.indices[np.asarray(positions, dtype=np.int64)]
-        use, variant = self.choice(indices, epoch)
+    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, torch.Tensor]:
+        real, positions = super().__getitem__(key)
+        indices = self.indices[positions.numpy()]
+        use, variant = self.choice(indices, key.epoch)
         views = real.numpy()[None].repeat(self.choice.n_views, axis=0)
         chosen = use.nonzero()
         if chosen[0].size:
             views[chosen] = self.variants.get(indices[chosen[1]], variant[chosen])
-        return torch.from_numpy(views), positions_t
+        return torch.from_numpy(views), positions

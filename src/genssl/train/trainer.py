@@ -1,7 +1,8 @@
 """The shared pretraining loop: every method (:mod:`genssl.methods`) trains through :func:`pretrain`.
 
-Per forward pass: read a batch of the store's train split -> move it to the device -> the method's standard views,
-computed as batched tensor ops on the device (:mod:`genssl.augment`) -> ``loss = method(views, indices)`` under
+Per forward pass: read a batch of the store's train split and draw the random parameters of its views (in the loader,
+in a worker process when there are workers) -> move both to the device -> the method's standard views, computed as
+batched tensor ops on the device (:mod:`genssl.augment`) -> ``loss = method(views, indices)`` under
 autocast (CUDA) -> backward of ``loss / k``. After ``k`` passes (``methods.X.accumulate_steps``; DDP synchronises
 the gradients in the last one only): optional gradient clipping, optimiser step (SGD / LARS / AdamW at the
 :class:`~genssl.train.plan.StepPlan`'s lr on a warm-up + cosine schedule) -> the method's momentum updates.
@@ -51,7 +52,7 @@ from genssl.stages import CHECKPOINT, ENCODER, METRICS, RUN_RECORD, config_slice
 from genssl.store import ImageStore
 from genssl.train.backend import Backend, setup_backend
 from genssl.train.checkpoint import load_checkpoint, read_trainer_state, save_checkpoint
-from genssl.train.data import StoreBatches, training_loader
+from genssl.train.data import BatchViews, StoreBatches, training_loader
 from genssl.train.finite import NonFiniteWatch
 from genssl.train.generative import GenerativeBatches, VariantChoice, mode_views, uses_variants
 from genssl.train.plan import StepPlan
@@ -225,17 +226,17 @@ def forward_backward(
     augment: BatchAugment,
     images: torch.Tensor,
     indices: torch.Tensor,
-    rng: torch.Generator,
+    view_params: torch.Tensor,
     accumulate_steps: int = 1,
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """One forward pass of a uint8 batch already on the device (views drawn from the CPU generator ``rng``) and its
-    backward, adding ``grad(loss / k)`` (k = ``accumulate_steps``, scaled by ``scaler``) to the parameters'
-    gradients: over the k forward passes of an optimiser step the gradient is the mean of theirs, which for a loss
-    that is a mean over its batch's images is the gradient of one pass over all ``k B`` images. Returns the
-    detached loss of this pass, without waiting for it."""
-    views = augment(images, rng)
+    """One forward pass of a uint8 batch already on the device (its views made with ``view_params``, from
+    :meth:`~genssl.augment.BatchAugment.draw`) and its backward, adding ``grad(loss / k)`` (k = ``accumulate_steps``,
+    scaled by ``scaler``) to the parameters' gradients: over the k forward passes of an optimiser step the gradient
+    is the mean of theirs, which for a loss that is a mean over its batch's images is the gradient of one pass over
+    all ``k B`` images. Returns the detached loss of this pass, without waiting for it."""
+    views = augment.apply(images, view_params)
     if channels_last:
         views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -275,7 +276,7 @@ def train_step(
     augment: BatchAugment,
     images: torch.Tensor,
     indices: torch.Tensor,
-    rng: torch.Generator,
+    view_params: torch.Tensor,
     step: int,
     total_steps: int,
     autocast_dtype: torch.dtype | None = None,
@@ -283,14 +284,14 @@ def train_step(
     grad_clip: float = 0.0,
 ) -> torch.Tensor:
     """One optimiser step of one forward pass (no accumulation) on a uint8 batch already on the device: views
-    (drawn from the CPU generator ``rng``), loss, backward, [clip,] step, momentum.
+    (made with ``view_params``, from :meth:`~genssl.augment.BatchAugment.draw`), loss, backward, [clip,] step, momentum.
 
     ``model`` is ``method`` or its DDP wrapper; ``step`` counts from 0. Returns the detached loss, without waiting
     for it: nothing here synchronises the host with the device (a non-finite loss is watched on the device by the
     caller, :class:`genssl.train.finite.NonFiniteWatch`).
     """
     optimizer.zero_grad(set_to_none=True)
-    loss = forward_backward(model, scaler, augment, images, indices, rng, 1, autocast_dtype, channels_last)
+    loss = forward_backward(model, scaler, augment, images, indices, view_params, 1, autocast_dtype, channels_last)
     optimizer_step(method, optimizer, scaler, step, total_steps, grad_clip)
     return loss
 
@@ -368,7 +369,8 @@ def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch:
     row of metrics.csv (the loss of a step is the mean of its passes'). The next batch is copied to the device while
     a pass computes, and the method may prepare it (:meth:`genssl.methods.base.Method.prefetch_external`). A
     non-finite loss stops the run (checked every ``finite_check_every`` steps and at the end) naming the step.
-    The views of forward pass ``f`` of the epoch draw from ``(seed, "views", method, epoch, f, rank)``."""
+    The random parameters of a pass's views come with its batch (drawn by the loader:
+    :class:`~genssl.train.data.BatchViews`)."""
     plan, backend, method_name = training.plan, training.backend, training.name.split("/")[0]
     k = plan.accumulate_steps
     started = time.perf_counter()
@@ -379,7 +381,7 @@ def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch:
     batches = DevicePrefetcher(loader, backend.device)
     bar = progress(batches, total=plan.forwards_per_epoch, desc=f"{method_name} epoch {epoch + 1}", unit="batch")
     with contextlib.closing(bar):  # the bar closes also when a step raises
-        for forward, (images, indices, host_indices) in enumerate(bar):
+        for forward, batch in enumerate(bar):
             if forward == plan.forwards_per_epoch:
                 break  # the passes that would not fill an optimiser step are dropped, like the permutation's tail
             step_in_epoch, part = divmod(forward, k)
@@ -391,17 +393,14 @@ def _train_epoch(training: Training, loader: torch.utils.data.DataLoader, epoch:
                 lr = training.optimizer.param_groups[0]["lr"]
                 training.optimizer.zero_grad(set_to_none=True)
                 step_losses.clear()
-            rng = torch.Generator().manual_seed(
-                derive_seed(training.seed, "views", method_name, epoch, forward, backend.rank)
-            )
             with _no_sync(training.model) if part < k - 1 else contextlib.nullcontext():
                 micro_loss = forward_backward(
                     training.model,
                     training.scaler,
                     training.augment,
-                    images,
-                    host_indices if training.method.host_indices else indices,
-                    rng,
+                    batch.images,
+                    batch.host_indices if training.method.host_indices else batch.indices,
+                    batch.view_params,
                     k,
                     backend.autocast_dtype,
                     backend.channels_last,
@@ -538,7 +537,7 @@ def pretrain(
         backend.world_size,
         pcfg["num_workers"],
         pin_memory=backend.device.type == "cuda",
-        with_epoch=variants is not None,
+        views=BatchViews(training.augment.draws, seed, method_name, backend.rank),
     )
     log.info(
         "pretraining %s on %s: %d images, batch %d (x%d processes) x %d accumulated, %d epochs of %d steps, %s on %s",
