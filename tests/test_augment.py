@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 import yaml
+from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.transforms import RandomResizedCrop
 
-from genssl.augment import BatchAugment, ViewSpec, blur_kernel_size, ops, view_specs
+from genssl.augment import BatchAugment, ViewSpec, blur_kernel_size, ops, pipeline, view_specs
 from genssl.augment.params import draw_view_params, pack_params, param_layout, unpack_params
 from genssl.config import load_schema, validate_config
 from genssl.errors import ConfigError
@@ -193,8 +194,8 @@ def test_views_wait_on_nothing_from_the_device():
 def test_view_params_are_one_buffer_with_the_drawn_values():
     spec = ViewSpec(blur_p=0.5, solarize_p=0.3)
     params = draw_view_params(30, 20, 20, spec, 12, _gen(23))
-    layout = param_layout(spec, 12, 5)
-    packed = pack_params(params, spec, 12, 5)
+    layout = param_layout([spec], 12, [5])
+    packed = pack_params(params, spec, 12, 5, layout)
     assert packed.dtype == torch.float32 and packed.shape == (30, 4 * 12 + 2 * 12 + 6 * 3 + 1 + 1 + 1 + 5 + 1)
     moved = unpack_params(packed, layout)
     index, frac = ops.crop_taps(params.boxes, 12, params.flip)
@@ -206,24 +207,94 @@ def test_view_params_are_one_buffer_with_the_drawn_values():
     assert torch.equal(moved.kernels, ops.gaussian_kernels(params.sigma, 5, params.blur).float())
     storages = {t.untyped_storage().data_ptr() for t in moved[1:] if t is not None}
     assert storages == {packed.untyped_storage().data_ptr()}  # all floats are views of one buffer: one copy
-    plain = unpack_params(pack_params(params, PLAIN, 12, 5), param_layout(PLAIN, 12, 5))
+    plain = unpack_params(
+        pack_params(params, PLAIN, 12, 5, param_layout([PLAIN], 12, [5])), param_layout([PLAIN], 12, [5])
+    )
     assert plain.slots is None and plain.hue is None and plain.gray is None and plain.kernels is None
     assert plain.solarize is None and torch.equal(plain.index, index)
 
 
+def test_a_view_packed_with_ops_it_lacks_gets_their_identities():
+    """In the layout of views with more ops (hue, grayscale, a longer blur kernel, solarize), a view's missing ops
+    are identities and its own blur kernel is padded with zeros."""
+    rich = ViewSpec(blur_p=0.5, blur_sigma=(0.1, 4.0), solarize_p=0.3)
+    poor = ViewSpec(hue=0.0, grayscale_p=0.0, blur_p=1.0)
+    k_rich, k_poor = blur_kernel_size(rich, 24), blur_kernel_size(poor, 24)
+    layout = param_layout([rich, poor], 24, [k_rich, k_poor])
+    assert layout["kernels"] == (k_rich,) and k_rich > k_poor
+    params = draw_view_params(8, 30, 30, poor, 24, _gen(9))
+    moved = unpack_params(pack_params(params, poor, 24, k_poor, layout), layout)
+    own, _ = ops.jitter_slots(params.factors, params.order, params.jitter, hue=False)
+    assert torch.equal(moved.slots[:, :3], own) and (moved.slots[:, 3:] == torch.tensor([1.0, 0.0, 0.0])).all()
+    assert (moved.hue == 0).all() and (moved.hue_on == 0).all() and (moved.gray == 0).all()
+    assert (moved.solarize == math.inf).all()
+    pad = (k_rich - k_poor) // 2
+    assert (moved.kernels[:, :pad] == 0).all() and (moved.kernels[:, -pad:] == 0).all()
+    assert torch.equal(moved.kernels[:, pad:-pad], ops.gaussian_kernels(params.sigma, k_poor, params.blur).float())
+
+
+def test_the_views_run_as_one_pass_that_equals_each_view_alone():
+    """V views of B images run as one batch of V B samples: each view equals the view run alone with the same
+    draws (bit for bit where the views share their ops; here too, within 1e-6 where they do not), and the pass
+    dispatches the ops of one view, not V times as many."""
+    specs = [
+        ViewSpec(blur_p=1.0, solarize_p=0.0),
+        ViewSpec(blur_p=0.1, solarize_p=0.2),
+        ViewSpec(hue=0.0, grayscale_p=0.0, blur_p=0.5, blur_sigma=(0.1, 4.0)),
+        ViewSpec(jitter_p=0.0, flip_p=1.0),
+    ]
+    images = _images(6, 28)
+    views = BatchAugment(specs, out_size=24)(images, _gen(12))
+    rng = _gen(12)
+    for view, spec in zip(views, specs, strict=True):
+        (alone,) = BatchAugment([spec], out_size=24)(images, rng)
+        assert view.is_contiguous()
+        torch.testing.assert_close(view, alone, rtol=0, atol=1e-6)
+    byol, rng = view_specs(_views("byol")), _gen(13)
+    for view, spec in zip(BatchAugment(byol, out_size=24)(images, _gen(13)), byol, strict=True):
+        assert torch.equal(view, BatchAugment([spec], out_size=24)(images, rng)[0])
+
+    class Dispatched(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Dispatched.count += 1
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for n_views in (1, 2, 4):
+        augment = BatchAugment([specs[0]] * n_views, out_size=24)
+        params = augment.draw(6, 28, 28, _gen(1))
+        Dispatched.count = 0
+        with Dispatched():
+            augment.apply(images, params)
+        counts.append(Dispatched.count)
+    assert counts[1] == counts[2] <= counts[0] + 1, counts  # + 1: the copy that stacks the views' sources
+
+
+def test_cpu_passes_give_the_values_of_one_pass(monkeypatch):
+    """On the CPU the V B samples run in cache-sized passes; passes that split a view give the same bytes."""
+    augment = BatchAugment([*view_specs(_views("byol")), ViewSpec(hue=0.0, blur_p=0.3)], out_size=16)
+    images, params = _images(6, 20), augment.draw(6, 20, 20, _gen(4))
+    whole = augment.apply(images, params)
+    monkeypatch.setattr(pipeline, "CPU_PASS_BYTES", 5 * 3 * 16 * 16 * 4)  # passes of 5 of the 18 samples
+    for a, b in zip(augment.apply(images, params), whole, strict=True):
+        assert torch.equal(a, b) and a.is_contiguous()
+
+
 def test_the_parameters_of_every_view_are_drawn_in_one_buffer_that_may_be_drawn_elsewhere():
     """draw + apply equals the call with the generator, also with the buffer drawn in another process (a loader
-    worker gets a pickled copy of the draws) and with a batch of other images of the same shape."""
+    worker gets a pickled copy of the draws)."""
     augment = BatchAugment([*view_specs(_views("byol")), ViewSpec(hue=0.0, blur_p=0.3)], out_size=12)
     images = _images(7, 20)
     packed = augment.draw(7, 20, 20, _gen(31))
-    assert packed.shape[0] == 7 and packed.device.type == "cpu"
+    assert packed.shape[0] == 3 * 7 and packed.device.type == "cpu"
     assert torch.equal(pickle.loads(pickle.dumps(augment.draws)).draw(7, 20, 20, _gen(31)), packed)
     for a, b in zip(augment.apply(images, packed), augment(images, _gen(31)), strict=True):
         assert torch.equal(a, b)
-    with pytest.raises(ValueError, match=r"view parameters of 7 samples for 6 images"):
+    with pytest.raises(ValueError, match=r"view parameters of 21 samples for 3 views of 6 images"):
         augment.apply(images[:6], packed)
-    with pytest.raises(ValueError, match=r"view parameters of shape \(7, 3\)"):
+    with pytest.raises(ValueError, match=r"view parameters of shape \(21, 3\)"):
         augment.apply(images, packed[:, :3])
 
 

@@ -6,6 +6,7 @@ never waits for the host nor the host for the device.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -74,45 +75,61 @@ class DeviceParams(NamedTuple):
     solarize: torch.Tensor | None  # (B,): solarize threshold, inf for a sample not solarized
 
 
-def param_layout(spec: ViewSpec, out_size: int, kernel_size: int) -> dict[str, tuple[int, ...]]:
-    """The fields of :class:`DeviceParams` a view of ``spec`` runs with, in packing order, and the shape of each
-    per sample: an op the view never applies has none (probability 0, a blur kernel of size 1, the hue of a jitter
-    of hue strength 0)."""
+def param_layout(views: Sequence[ViewSpec], out_size: int, kernel_sizes: Sequence[int]) -> dict[str, tuple[int, ...]]:
+    """The fields of :class:`DeviceParams` that the ``views`` (blur kernels of ``kernel_sizes`` pixels) run with in
+    one pass, in packing order, and the shape of each per sample: the union of what each view needs. An op that no
+    view applies has no field (probability 0, a blur kernel of size 1, the hue of a jitter of hue strength 0); the
+    jitter has 6 slots when some view has a hue op, else 3; the blur kernels have the largest size."""
     layout: dict[str, tuple[int, ...]] = {"index": (4, out_size), "frac": (2, out_size)}
-    if spec.jitter_p > 0:
-        layout["slots"] = (6 if spec.hue > 0 else 3, 3)
-        if spec.hue > 0:
-            layout["hue"], layout["hue_on"] = (), ()
-    if spec.grayscale_p > 0:
+    hue = any(v.jitter_p > 0 and v.hue > 0 for v in views)
+    if any(v.jitter_p > 0 for v in views):
+        layout["slots"] = (6 if hue else 3, 3)
+    if hue:
+        layout["hue"], layout["hue_on"] = (), ()
+    if any(v.grayscale_p > 0 for v in views):
         layout["gray"] = ()
-    if spec.blur_p > 0 and kernel_size > 1:
-        layout["kernels"] = (kernel_size,)
-    if spec.solarize_p > 0:
+    blurred = [k for v, k in zip(views, kernel_sizes, strict=True) if v.blur_p > 0 and k > 1]
+    if blurred:
+        layout["kernels"] = (max(blurred),)
+    if any(v.solarize_p > 0 for v in views):
         layout["solarize"] = ()
     return layout
 
 
-def pack_params(params: ViewParams, spec: ViewSpec, out_size: int, kernel_size: int) -> torch.Tensor:
-    """The tensors of :class:`DeviceParams` for ``params`` of a view of ``spec``, packed into one float32 CPU
-    buffer (B, width), the fields of :func:`param_layout` side by side: exact, since the crop taps are pixel
-    indices below ``2^24`` and the rest is float32 already or 0/1. Coins become weights 0/1 and the solarize coin a
-    per-sample threshold (inf where not solarized), which the branch-free ops take."""
+def pack_params(
+    params: ViewParams, spec: ViewSpec, out_size: int, kernel_size: int, layout: dict[str, tuple[int, ...]]
+) -> torch.Tensor:
+    """The tensors of :class:`DeviceParams` for ``params`` of a view of ``spec`` (blur kernel of ``kernel_size``),
+    packed into one float32 CPU buffer (B, width), the fields of ``layout`` (:func:`param_layout`) side by side:
+    exact, since the crop taps are pixel indices below ``2^24`` and the rest is float32 already or 0/1. Coins become
+    weights 0/1 and the solarize coin a per-sample threshold, which the branch-free ops take. A field for an op the
+    view lacks holds that op's identity: jitter slots ``(1, 0, 0)`` (also after the view's own slots when it has no
+    hue op), hue off, grey weight 0, the unit impulse for a kernel, threshold inf; a kernel shorter than the
+    layout's is padded with zeros on both sides (the same blur, exact in exact arithmetic)."""
     index, frac = ops.crop_taps(params.boxes, out_size, params.flip)
     if index.numel() and int(index.max()) >= 2**24:
         raise ValueError(f"images {2**24} px or more high or wide are not supported (crop taps travel as float32)")
-    parts: dict[str, torch.Tensor] = {"index": index, "frac": frac}
-    layout = param_layout(spec, out_size, kernel_size)
-    if "slots" in layout:
-        parts["slots"], hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue=spec.hue > 0)
-        if "hue" in layout:
-            parts["hue"], parts["hue_on"] = params.factors[:, ops.HUE], hue_on
-    if "gray" in layout:
-        parts["gray"] = params.gray
-    if "kernels" in layout:
-        parts["kernels"] = ops.gaussian_kernels(params.sigma, kernel_size, params.blur)
-    if "solarize" in layout:
-        parts["solarize"] = torch.where(params.solarize, spec.solarize_threshold, math.inf)
     n = index.shape[0]
+    parts: dict[str, torch.Tensor] = {"index": index, "frac": frac}
+    own = param_layout([spec], out_size, [kernel_size])
+    if "slots" in layout:
+        identity = torch.tensor([1.0, 0.0, 0.0]).expand(n, layout["slots"][0], 3)
+        slots, hue_on = identity, torch.zeros(n)
+        if "slots" in own:
+            slots, hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue="hue" in own)
+        parts["slots"] = torch.cat([slots, identity[:, slots.shape[1] :]], 1)
+        if "hue" in layout:
+            parts["hue"], parts["hue_on"] = params.factors[:, ops.HUE] * ("hue" in own), hue_on
+    if "gray" in layout:
+        parts["gray"] = params.gray & ("gray" in own)
+    if "kernels" in layout:
+        pad = (layout["kernels"][0] - kernel_size) // 2
+        impulse = torch.zeros(kernel_size, dtype=torch.float64)
+        impulse[kernel_size // 2] = 1.0
+        kernels = ops.gaussian_kernels(params.sigma, kernel_size, params.blur) if "kernels" in own else impulse
+        parts["kernels"] = torch.nn.functional.pad(kernels.expand(n, kernel_size), (pad, pad))
+    if "solarize" in layout:
+        parts["solarize"] = torch.where(params.solarize & ("solarize" in own), spec.solarize_threshold, math.inf)
     return torch.cat([parts[name].reshape(n, math.prod(shape)).to(torch.float32) for name, shape in layout.items()], 1)
 
 
@@ -120,6 +137,8 @@ def unpack_params(packed: torch.Tensor, layout: dict[str, tuple[int, ...]]) -> D
     """:class:`DeviceParams` as views of ``packed`` (B, width), on its device, with the fields of ``layout``
     (:func:`param_layout`); the crop taps get their dtype back."""
     widths = [math.prod(shape) for shape in layout.values()]
+    if packed.ndim != 2 or packed.shape[1] != sum(widths):
+        raise ValueError(f"view parameters of shape {tuple(packed.shape)}, expected (N, {sum(widths)})")
     n = packed.shape[0]
     fields = {
         name: part.view(n, *shape) for (name, shape), part in zip(layout.items(), packed.split(widths, 1), strict=True)
@@ -129,30 +148,28 @@ def unpack_params(packed: torch.Tensor, layout: dict[str, tuple[int, ...]]) -> D
 
 @dataclass(frozen=True)
 class ViewDraws:
-    """The random parameters of every view of a batch: :meth:`draw` packs them into one float32 CPU buffer
-    (B, width), the views' :func:`pack_params` side by side, and :meth:`unpack` splits it, on any device, into one
-    :class:`DeviceParams` per view. Drawing needs only the batch's shape and a generator, not its pixels, so it may
-    run where the batch is read (a loader worker), and the buffer travels to the device in one copy. Picklable."""
+    """The random parameters of every view of a batch, for one pass over all of them: :meth:`draw` packs them into
+    one float32 CPU buffer (V B, width), view after view, each view's :func:`pack_params` in the views' common
+    :attr:`layout`, and :meth:`unpack` turns it, on any device, into the :class:`DeviceParams` of the V B samples.
+    Drawing needs only the batch's shape and a generator, not its pixels, so it may run where the batch is read (a
+    loader worker), and the buffer travels to the device in one copy. Picklable."""
 
     views: tuple[ViewSpec, ...]
     out_size: int
     kernel_sizes: tuple[int, ...]
 
-    def layouts(self) -> list[dict[str, tuple[int, ...]]]:
-        """The :func:`param_layout` of each view."""
-        return [param_layout(v, self.out_size, k) for v, k in zip(self.views, self.kernel_sizes, strict=True)]
+    @property
+    def layout(self) -> dict[str, tuple[int, ...]]:
+        """The views' common :func:`param_layout`."""
+        return param_layout(self.views, self.out_size, self.kernel_sizes)
 
     def draw(self, n: int, height: int, width: int, rng: torch.Generator) -> torch.Tensor:
-        """The buffer of ``n`` samples of ``height x width`` images: each view's :func:`draw_view_params` from
-        ``rng``, in view order, then packed."""
+        """The buffer of ``n`` samples of ``height x width`` images per view: each view's :func:`draw_view_params`
+        from ``rng``, in view order, then packed."""
         drawn = [draw_view_params(n, height, width, v, self.out_size, rng) for v in self.views]
-        views = zip(drawn, self.views, self.kernel_sizes, strict=True)
-        return torch.cat([pack_params(p, v, self.out_size, k) for p, v, k in views], 1)
+        layout, views = self.layout, zip(drawn, self.views, self.kernel_sizes, strict=True)
+        return torch.cat([pack_params(p, v, self.out_size, k, layout) for p, v, k in views])
 
-    def unpack(self, packed: torch.Tensor) -> list[DeviceParams]:
-        """One :class:`DeviceParams` per view, as views of ``packed`` (from :meth:`draw`, on any device)."""
-        layouts = self.layouts()
-        widths = [sum(math.prod(shape) for shape in layout.values()) for layout in layouts]
-        if packed.ndim != 2 or packed.shape[1] != sum(widths):
-            raise ValueError(f"view parameters of shape {tuple(packed.shape)}, expected (B, {sum(widths)})")
-        return [unpack_params(part, layout) for part, layout in zip(packed.split(widths, 1), layouts, strict=True)]
+    def unpack(self, packed: torch.Tensor) -> DeviceParams:
+        """The :class:`DeviceParams` of ``packed`` (from :meth:`draw`, on any device), as views of it."""
+        return unpack_params(packed, self.layout)
