@@ -26,9 +26,9 @@ part() {
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } > "$OUT/tests.log" 2>&1
 cat "$OUT/tests.log"
 part tests "${TEST_LIMIT:-90}" "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py -k cuda \
-    tests/test_augment.py tests/test_optim.py
+    tests/test_augment.py tests/test_optim.py tests/test_cuda_graphs.py
 part views "${VIEWS_LIMIT:-60}" "$PYTHON" benchmarks/views.py --device cuda --batch 512 --compile ${REFERENCE_DIR:+--reference-dir "$REFERENCE_DIR"}
-part gpu_step_r18 "${R18_LIMIT:-150}" "$PYTHON" benchmarks/gpu_step.py --shapes r18 --epochs 2 --compile simclr \
+part gpu_step_r18 "${R18_LIMIT:-150}" "$PYTHON" benchmarks/gpu_step.py --shapes r18 --epochs 2 --compile simclr --graph-views simclr \
     --sdiet-n 0 --out "$OUT/gpu_step_r18.json"
 part gpu_step_r50 "${R50_LIMIT:-120}" "$PYTHON" benchmarks/gpu_step.py --shapes r50 --epochs 2 --workers -1 \
     --pretrain-methods simclr byol sdiet --sdiet-n 100000 --out "$OUT/gpu_step_r50.json"

@@ -13,7 +13,8 @@ For each shape (ResNet-18 small stem at 32 px, batch 512; ResNet-50 at 224 px, b
   device;
 - ``pretrain``: ``genssl pretrain`` itself (store -> loader -> device prefetch -> views -> step), the last of its
   epochs on a synthetic raw store (random images), from its ``metrics.csv``; with ``--compile`` also the same with
-  ``pretrain.compile: true``;
+  ``pretrain.compile: true`` (``compiled``), with ``--graph-views`` with ``pretrain.cuda_graph_views: true``
+  (``graphed``; then also ``vgraph``, the views alone as a CUDA graph);
 - ``peer``: a peer-style pipeline: per-image torchvision v2 transforms on the CPU in DataLoader workers, then the
   same model step.
 
@@ -140,6 +141,7 @@ class Setup:
         self.augment = BatchAugment(view_specs(mcfg["views"]), out_size=size)
         self.images = torch.randint(0, 256, (self.batch, size, size, 3), dtype=torch.uint8).to(device)
         # the views' random parameters, drawn once ahead as the loader draws them (in its workers)
+        self.graphed: BatchAugment | None = None
         self.draw_rng = torch.Generator().manual_seed(1)
         self.view_params = self.augment.draw(self.batch, size, size, self.draw_rng).to(device)
         self.method.open_external(None, 0)
@@ -188,6 +190,12 @@ class Setup:
 
     def views_only(self) -> None:
         self.augment.apply(self.images, self.view_params)
+
+    def views_graphed(self) -> None:
+        """The views as a CUDA graph (BatchAugment(cuda_graph=True); captured on the first call)."""
+        if self.graphed is None:
+            self.graphed = BatchAugment(self.augment.views, out_size=self.augment.out_size, cuda_graph=True)
+        self.graphed.apply(self.images, self.view_params)
 
     def draw_only(self) -> None:
         """The views' random parameters of one batch, on the host (the loader's share of the views)."""
@@ -280,6 +288,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=15, help="DataLoader workers of the peer-style pipeline")
     parser.add_argument("--compile", nargs="*", default=[], help="methods also timed with pretrain.compile: true")
+    parser.add_argument(
+        "--graph-views", nargs="*", default=[], help="methods also timed with pretrain.cuda_graph_views: true"
+    )
     parser.add_argument("--sdiet-n", type=int, default=100_000, help="N of the S-DIET vs DIET comparison (0: skip)")
     parser.add_argument("--small", action="store_true", help="CPU sizes: 1/4 image side, batch 32, 512 images")
     parser.add_argument("--out", help="also write the figures as JSON here")
@@ -305,7 +316,8 @@ def main() -> None:
         table: dict[str, dict[str, float]] = {}
         results[shape] = {"backbone": backbone, "size": size, "batch": batch, "n": n, "methods": table}
         print(f"\n{shape}: {backbone['name']} at {size} px, batch {batch}, {n} images (images/s; ratio to bare)")
-        print(f"{'method':<12}{'bare':>9}{'model':>9}{'views':>9}{'draw':>9}{'step':>9}{'pretrain':>10}{'compiled':>10}"
+        print(f"{'method':<12}{'bare':>9}{'model':>9}{'views':>9}{'vgraph':>9}{'draw':>9}{'step':>9}{'pretrain':>10}"
+              f"{'compiled':>10}{'graphed':>10}"
               f"{'peer':>9}{'step/bare':>11}{'pretrain/bare':>15}")  # fmt: skip
         for method in args.methods:
             row: dict[str, float] = {}
@@ -328,6 +340,8 @@ def main() -> None:
                 setup = Setup(config, method, device, n)
                 row["model"] = rate(setup.model_step, batch, device, args.steps)
                 row["views"] = rate(setup.views_only, batch, device, args.steps)
+                if method in args.graph_views:
+                    row["vgraph"] = rate(setup.views_graphed, batch, device, args.steps)
                 row["draw"] = rate(setup.draw_only, batch, torch.device("cpu"), args.steps)
                 row["train_step"] = rate(setup.train_step, batch, device, args.steps)
                 if method == "simclr" and args.workers >= 0:
@@ -339,13 +353,16 @@ def main() -> None:
                         compiled = study(method, backbone, size, batch, args.device, args.epochs)
                         compiled["pretrain"]["compile"] = True
                         row["compiled"] = pretrain_rate(compiled, method, store, root / f"{shape}-{method}-c")
+                    if method in args.graph_views:
+                        graphed = study(method, backbone, size, batch, args.device, args.epochs)
+                        graphed["pretrain"]["cuda_graph_views"] = True
+                        row["graphed"] = pretrain_rate(graphed, method, store, root / f"{shape}-{method}-g")
             except Exception as err:  # a benchmark row that fails is reported, the others still run
                 row["error"] = f"{type(err).__name__}: {err}"  # type: ignore[assignment]
             table[method] = row
-            cells = [
-                f"{row[k]:>9.0f}" if k in row else f"{'—':>9}" for k in ("bare", "model", "views", "draw", "train_step")
-            ]
-            cells += [f"{row[k]:>10.0f}" if k in row else f"{'—':>10}" for k in ("pretrain", "compiled")]
+            narrow = ("bare", "model", "views", "vgraph", "draw", "train_step")
+            cells = [f"{row[k]:>9.0f}" if k in row else f"{'—':>9}" for k in narrow]
+            cells += [f"{row[k]:>10.0f}" if k in row else f"{'—':>10}" for k in ("pretrain", "compiled", "graphed")]
             cells.append(f"{row['peer']:>9.0f}" if "peer" in row else f"{'—':>9}")
             ratios = [row[k] / row["bare"] if k in row and "bare" in row else float("nan") for k in ("train_step",)]
             ratios.append(row["pretrain"] / row["bare"] if "pretrain" in row and "bare" in row else float("nan"))

@@ -45,3 +45,12 @@ def test_sdiet_on_cuda_reads_rows_ahead_into_pinned_memory_with_the_same_result(
     pretrain(config, "sdiet", "standard", digits16, tmp_path / "plain")
     for name in ["encoder.safetensors", *(f"head/{f}" for f in [*ARRAYS.values(), LAST_STEP])]:
         assert (tmp_path / "ahead" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
+
+
+def test_pretraining_on_cuda_with_graphed_views_gives_the_same_encoder(digits16, tmp_path):
+    """pretrain.cuda_graph_views replays the views of each batch as a CUDA graph: the run's bytes are unchanged."""
+    for graphed in (False, True):
+        config = tiny_pretrain_config(epochs=2, device="cuda", precision="bf16", cuda_graph_views=graphed)
+        pretrain(config, "simclr", "standard", digits16, tmp_path / str(graphed))
+    encoders = [(tmp_path / str(g) / "encoder.safetensors").read_bytes() for g in (False, True)]
+    assert encoders[0] == encoders[1]

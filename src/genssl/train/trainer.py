@@ -210,7 +210,9 @@ def _build_training(
         optimizer=method_optimizer(method, mcfg, plan.lr),
         scaler=torch.amp.GradScaler("cuda", enabled=backend.autocast_dtype == torch.float16),
         schedule=schedule,
-        augment=BatchAugment(views, out_size=image_size, compile=pcfg["compile_views"]),
+        augment=BatchAugment(
+            views, out_size=image_size, compile=pcfg["compile_views"], cuda_graph=pcfg["cuda_graph_views"]
+        ),
         plan=plan,
         backend=backend,
         checkpoint_dir=out / CHECKPOINT,
