@@ -18,7 +18,8 @@ For each shape (ResNet-18 small stem at 32 px, batch 512; ResNet-50 at 224 px, b
 - ``peer``: a peer-style pipeline: per-image torchvision v2 transforms on the CPU in DataLoader workers, then the
   same model step.
 
-and the ratio of each to ``bare``. Then S-DIET against DIET: the step time of each (ResNet-50, 224 px, the
+and the ratio of each to ``bare``; on CUDA also every place where ``train_step`` makes the host wait for the device
+(CUDA's sync debug mode). Then S-DIET against DIET: the step time of each (ResNet-50, 224 px, the
 trainer's step with the next batch named ahead, N training images) and their ratio (target <= 1.10).
 
     python benchmarks/gpu_step.py [--device cuda] [--shapes r18 r50] [--methods simclr byol ...] [--out FILE]
@@ -33,6 +34,9 @@ import shutil
 import statistics
 import tempfile
 import time
+import traceback
+import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -271,6 +275,35 @@ def peer_rate(setup: Setup, size: int, workers: int, steps: int) -> float:
     return rate(step, setup.batch, setup.device, steps)
 
 
+def sync_sites(fn: Callable[[], None], device: torch.device, calls: int = 3) -> list[str]:
+    """Where ``calls`` calls of ``fn`` make the host wait for the device: CUDA's sync debug mode warns at each
+    synchronising operation; one entry per distinct site (the innermost frame of genssl or this script, else the
+    innermost one) with its count per call. Empty on the CPU."""
+    if device.type != "cuda":
+        return []
+    sites: Counter[str] = Counter()
+
+    def record(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        if "synchroniz" not in str(message):
+            return
+        stack = [f for f in traceback.extract_stack()[:-1] if f.filename != warnings.__file__]
+        ours = [f for f in stack if "genssl" in f.filename or f.filename.endswith("gpu_step.py")]
+        frame = (ours or stack)[-1]
+        sites[f"{Path(frame.filename).name}:{frame.lineno} ({frame.line})"] += 1
+
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(calls):
+                fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return [f"{site} x{count / calls:g}" for site, count in sites.most_common()]
+
+
 def pretrain_rate(config: dict, method: str, store: Path, out: Path) -> float:
     """images/s of the last epoch of ``genssl pretrain`` (its metrics.csv)."""
     pretrain(config, method, "standard", store, out)
@@ -344,6 +377,7 @@ def main() -> None:
                     row["vgraph"] = rate(setup.views_graphed, batch, device, args.steps)
                 row["draw"] = rate(setup.draw_only, batch, torch.device("cpu"), args.steps)
                 row["train_step"] = rate(setup.train_step, batch, device, args.steps)
+                row["syncs"] = sync_sites(setup.train_step, device)
                 if method == "simclr" and args.workers >= 0:
                     row["peer"] = peer_rate(setup, size, args.workers, args.steps)
                 setup.close()
@@ -370,6 +404,8 @@ def main() -> None:
                 f"{method:<12}{''.join(cells)}{ratios[0]:>11.2f}{ratios[1]:>15.2f}"
                 + (f"  {row['error']}" if "error" in row else "")
             )
+            for site in row.get("syncs", []):
+                print(f"{'':<12}host waits for the device per train_step at {site}")
             save()
 
     if args.sdiet_n:
@@ -381,6 +417,8 @@ def main() -> None:
         for method in ("diet", "sdiet"):
             setup = Setup(study(method, backbone, size, batch, args.device), method, device, n)
             times[method] = batch / rate(setup.train_step, batch, device, args.steps)
+            for site in sync_sites(setup.train_step, device):
+                print(f"{method}: host waits for the device per step at {site}")
             setup.close()
         ratio = times["sdiet"] / times["diet"]
         results["sdiet_vs_diet"] = {"n": n, "batch": batch, "size": size, **times, "ratio": ratio}
