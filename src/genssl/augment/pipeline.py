@@ -97,10 +97,10 @@ class BatchAugment:
 
     def draw(self, n: int, height: int, width: int, rng: torch.Generator) -> torch.Tensor:
         """The random parameters of the views of ``n`` images of ``height x width``, from the CPU generator ``rng``:
-        one float32 CPU buffer (B, width) for :meth:`apply` (:class:`~genssl.augment.params.ViewDraws`). ALL random
-        parameters (crop boxes, flips, jitter factors, the random order of the four jitter ops per sample, blur
-        sigmas, coin flips) come from ``rng``, view after view, so the views depend only on its state, not on the
-        device or on anything global."""
+        one float32 CPU buffer (V B, width), view after view, for :meth:`apply`
+        (:class:`~genssl.augment.params.ViewDraws`). ALL random parameters (crop boxes, flips, jitter factors, the
+        random order of the four jitter ops per sample, blur sigmas, coin flips) come from ``rng``, view after view,
+        so the views depend only on its state, not on the device or on anything global."""
         return self.draws.draw(n, height, width, rng)
 
     @torch.no_grad()

@@ -78,7 +78,7 @@ class BatchViews:
     rank: int
 
     def __call__(self, key: BatchKey, images: torch.Tensor) -> torch.Tensor:
-        """The packed parameters (B, width) for the uint8 ``images`` (B, H, W, 3) or (V, B, H, W, 3) of ``key``."""
+        """The packed parameters (V B, width) for the uint8 ``images`` (B, H, W, 3) or (V, B, H, W, 3) of ``key``."""
         n, height, width = images.shape[-4:-1]
         rng = torch.Generator().manual_seed(
             derive_seed(self.seed, "views", self.method, key.epoch, key.number, self.rank)
@@ -115,7 +115,7 @@ def training_loader(
     :class:`BatchKey`; call ``sampler.set_epoch(e)`` before each epoch. With ``views`` each batch also carries the
     parameters of its views (:class:`ViewBatches`)."""
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
-    batches = BatchSampler(sampler, local_batch, drop_last=True)  # dataset[list]: one store read per batch
+    batches = BatchSampler(sampler, local_batch, drop_last=True)  # dataset[BatchKey]: one store read per batch
     loader = DataLoader(
         dataset if views is None else ViewBatches(dataset, views),
         sampler=EpochBatches(batches),
