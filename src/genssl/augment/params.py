@@ -8,6 +8,7 @@ never waits for the host nor the host for the device.
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import torch
@@ -103,33 +104,30 @@ def pack_params(
     packed into one float32 CPU buffer (B, width), the fields of ``layout`` (:func:`param_layout`) side by side:
     exact, since the crop taps are pixel indices below ``2^24`` and the rest is float32 already or 0/1. Coins become
     weights 0/1 and the solarize coin a per-sample threshold, which the branch-free ops take. A field for an op the
-    view lacks holds that op's identity: jitter slots ``(1, 0, 0)`` (also after the view's own slots when it has no
-    hue op), hue off, grey weight 0, the unit impulse for a kernel, threshold inf; a kernel shorter than the
-    layout's is padded with zeros on both sides (the same blur, exact in exact arithmetic)."""
+    view lacks holds that op's identity: its coins are all false (probability 0), so grey weight 0, the unit impulse
+    for a kernel, threshold inf, hue off; jitter slots ``(1, 0, 0)``, also after the view's own slots when it has no
+    hue op. A kernel shorter than the layout's is padded with zeros on both sides (the same blur, exact in exact
+    arithmetic)."""
     index, frac = ops.crop_taps(params.boxes, out_size, params.flip)
     if index.numel() and int(index.max()) >= 2**24:
         raise ValueError(f"images {2**24} px or more high or wide are not supported (crop taps travel as float32)")
     n = index.shape[0]
     parts: dict[str, torch.Tensor] = {"index": index, "frac": frac}
-    own = param_layout([spec], out_size, [kernel_size])
     if "slots" in layout:
-        identity = torch.tensor([1.0, 0.0, 0.0]).expand(n, layout["slots"][0], 3)
-        slots, hue_on = identity, torch.zeros(n)
-        if "slots" in own:
-            slots, hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue="hue" in own)
-        parts["slots"] = torch.cat([slots, identity[:, slots.shape[1] :]], 1)
+        own_hue = spec.jitter_p > 0 and spec.hue > 0
+        slots, hue_on = ops.jitter_slots(params.factors, params.order, params.jitter, hue=own_hue)
+        identity = torch.tensor([1.0, 0.0, 0.0]).expand(n, layout["slots"][0] - slots.shape[1], 3)
+        parts["slots"] = torch.cat([slots, identity], 1)
         if "hue" in layout:
-            parts["hue"], parts["hue_on"] = params.factors[:, ops.HUE] * ("hue" in own), hue_on
+            parts["hue"], parts["hue_on"] = params.factors[:, ops.HUE], hue_on
     if "gray" in layout:
-        parts["gray"] = params.gray & ("gray" in own)
+        parts["gray"] = params.gray
     if "kernels" in layout:
         pad = (layout["kernels"][0] - kernel_size) // 2
-        impulse = torch.zeros(kernel_size, dtype=torch.float64)
-        impulse[kernel_size // 2] = 1.0
-        kernels = ops.gaussian_kernels(params.sigma, kernel_size, params.blur) if "kernels" in own else impulse
-        parts["kernels"] = torch.nn.functional.pad(kernels.expand(n, kernel_size), (pad, pad))
+        kernels = ops.gaussian_kernels(params.sigma, kernel_size, params.blur)
+        parts["kernels"] = torch.nn.functional.pad(kernels, (pad, pad))
     if "solarize" in layout:
-        parts["solarize"] = torch.where(params.solarize & ("solarize" in own), spec.solarize_threshold, math.inf)
+        parts["solarize"] = torch.where(params.solarize, spec.solarize_threshold, math.inf)
     return torch.cat([parts[name].reshape(n, math.prod(shape)).to(torch.float32) for name, shape in layout.items()], 1)
 
 
@@ -158,7 +156,7 @@ class ViewDraws:
     out_size: int
     kernel_sizes: tuple[int, ...]
 
-    @property
+    @cached_property
     def layout(self) -> dict[str, tuple[int, ...]]:
         """The views' common :func:`param_layout`."""
         return param_layout(self.views, self.out_size, self.kernel_sizes)

@@ -151,9 +151,7 @@ class BatchAugment:
 
     def _run(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """One pass over ``images`` (N, 3, H, W) with their packed ``params`` (N, width) on their device."""
-        return self._view(images, self.draws.unpack(params))
-
-    def _view(self, images: torch.Tensor, on_device: DeviceParams) -> torch.Tensor:
+        on_device = self.draws.unpack(params)
         x = self._colour(ops.resample(images, on_device.index, on_device.frac), on_device)
         if on_device.kernels is not None:
             x = ops.separable_blur(x, on_device.kernels)
